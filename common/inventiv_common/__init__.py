@@ -1,0 +1,1 @@
+"""Shared code of the Inventiv Agents control plane: settings, database, bus, lifecycle."""

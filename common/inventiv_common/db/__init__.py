@@ -1,0 +1,1 @@
+"""Database access: the async engine, the ORM models and migrations."""

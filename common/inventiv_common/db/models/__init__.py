@@ -1,0 +1,61 @@
+"""Every ORM model, imported here so `Base.metadata` knows all tables."""
+
+from inventiv_common.db.models.base import Base
+from inventiv_common.db.models.catalog import (
+    InstanceType,
+    InstanceTypeZone,
+    Model,
+    Provider,
+    Region,
+    Zone,
+)
+from inventiv_common.db.models.finops import (
+    CostActualMinute,
+    CostCumulativeMinute,
+    CostForecastMinute,
+    InferenceUsage,
+)
+from inventiv_common.db.models.identity import (
+    ApiKey,
+    Organization,
+    OrganizationInvitation,
+    OrganizationMembership,
+    ProviderSetting,
+    User,
+    UserSession,
+    WorkerAuthToken,
+)
+from inventiv_common.db.models.instances import ActionLog, ActionType, Instance, InstanceVolume
+from inventiv_common.db.models.observability import (
+    GpuSample,
+    InstanceRequestMetrics,
+    SystemSample,
+)
+
+__all__ = [
+    "ActionLog",
+    "ActionType",
+    "ApiKey",
+    "Base",
+    "CostActualMinute",
+    "CostCumulativeMinute",
+    "CostForecastMinute",
+    "GpuSample",
+    "InferenceUsage",
+    "Instance",
+    "InstanceRequestMetrics",
+    "InstanceType",
+    "InstanceTypeZone",
+    "InstanceVolume",
+    "Model",
+    "Organization",
+    "OrganizationInvitation",
+    "OrganizationMembership",
+    "Provider",
+    "ProviderSetting",
+    "Region",
+    "SystemSample",
+    "User",
+    "UserSession",
+    "WorkerAuthToken",
+]

@@ -1,0 +1,217 @@
+"""What every service's FastAPI app shares: resources, lifespan, health, metrics, version.
+
+A service's `create_app()` calls `build_service_app()` and adds its own routers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import generate_latest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from inventiv_common.bus import EventBus
+from inventiv_common.db.engine import make_engine, make_session_factory, ping
+from inventiv_common.db.migrate import head_revision, run_migrations, stored_revision
+from inventiv_common.settings import CommonSettings, ConfigError
+from inventiv_common.version import version_info
+
+log = logging.getLogger(__name__)
+
+Hook = Callable[["ServiceResources"], Awaitable[None]]
+READINESS_TIMEOUT_S = 2.0
+
+
+@dataclass
+class ServiceResources:
+    """The long-lived clients of one process, built at startup and closed at shutdown."""
+
+    settings: CommonSettings
+    engine: AsyncEngine
+    session_factory: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    registry: CollectorRegistry
+    expected_revision: str | None
+    background: list[asyncio.Task[Any]] = field(default_factory=list)
+    started_at: float = field(default_factory=time.time)
+
+    def spawn(self, coro: Awaitable[Any], name: str) -> None:
+        """Run a background task that is cancelled and awaited at shutdown."""
+        self.background.append(asyncio.ensure_future(coro))
+        self.background[-1].set_name(name)
+
+
+class RequestMetricsMiddleware:
+    """Counts requests and their latency by route template (plain ASGI: no extra copy)."""
+
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry) -> None:
+        self.app = app
+        self.requests = Counter(
+            "http_requests_total",
+            "HTTP requests handled",
+            ["method", "route", "status"],
+            registry=registry,
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time to the response's first byte",
+            ["method", "route"],
+            registry=registry,
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = {"code": 500}
+
+        async def send_wrapper(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                route = getattr(scope.get("route"), "path", "unmatched")
+                self.latency.labels(scope["method"], route).observe(time.perf_counter() - start)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            route = getattr(scope.get("route"), "path", "unmatched")
+            self.requests.labels(scope["method"], route, str(status["code"])).inc()
+
+
+def ensure_port_free(host: str, port: int, env_name: str) -> None:
+    """Fail with one line naming the port, rather than a traceback from the server."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            raise ConfigError(
+                f"port {port} on {host} is already in use (set {env_name} to another port)"
+            ) from None
+
+
+async def check_readiness(resources: ServiceResources) -> dict[str, str]:
+    """Each dependency's state: 'ok' or the reason it is not."""
+
+    async def database() -> str:
+        await ping(resources.engine)
+        if resources.expected_revision is not None:
+            found = await stored_revision(resources.engine)
+            if found != resources.expected_revision:
+                return f"schema at {found}, expected {resources.expected_revision}"
+        return "ok"
+
+    async def redis() -> str:
+        await resources.bus.ping()
+        return "ok"
+
+    async def guarded(check: Callable[[], Awaitable[str]]) -> str:
+        try:
+            return await asyncio.wait_for(check(), timeout=READINESS_TIMEOUT_S)
+        except TimeoutError:
+            return "timeout"
+        except Exception as exc:
+            return f"error: {type(exc).__name__}"
+
+    db_state, redis_state = await asyncio.gather(guarded(database), guarded(redis))
+    return {"database": db_state, "redis": redis_state}
+
+
+def build_service_app(
+    settings: CommonSettings,
+    *,
+    title: str,
+    description: str,
+    migrate_on_boot: bool,
+    on_startup: list[Hook] | None = None,
+    docs: bool = False,
+) -> FastAPI:
+    """A FastAPI app with the shared lifespan and the health, metrics and version routes."""
+    registry = CollectorRegistry()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        assert settings.database_url and settings.redis_url, "checked by check_ready_to_start"
+        engine = make_engine(
+            settings.database_url, pool_size=settings.db_pool_size, app_name=title
+        )
+        bus = EventBus(settings.redis_url, channel_prefix=settings.redis_channel_prefix)
+        resources = ServiceResources(
+            settings=settings,
+            engine=engine,
+            session_factory=make_session_factory(engine),
+            bus=bus,
+            registry=registry,
+            expected_revision=head_revision(),
+        )
+        app.state.resources = resources
+        try:
+            if migrate_on_boot:
+                await run_migrations(engine)
+            for hook in on_startup or []:
+                await hook(resources)
+            log.info("service started", extra=version_info())
+            yield
+        finally:
+            for task in resources.background:
+                task.cancel()
+            await asyncio.gather(*resources.background, return_exceptions=True)
+            await bus.close()
+            await engine.dispose()
+            log.info("service stopped")
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version=version_info()["backend_version"],
+        lifespan=lifespan,
+        docs_url="/swagger-ui" if docs else None,
+        redoc_url=None,
+        openapi_url="/api-docs/openapi.json" if docs else None,
+    )
+    app.add_middleware(RequestMetricsMiddleware, registry=registry)
+    _add_service_routes(app, registry)
+    return app
+
+
+def resources_of(request: Request) -> ServiceResources:
+    resources: ServiceResources = request.app.state.resources
+    return resources
+
+
+def _add_service_routes(app: FastAPI, registry: CollectorRegistry) -> None:
+    tags: list[str | Any] = ["service"]
+
+    @app.get("/healthz", tags=tags, summary="Liveness: the process is up")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=tags, summary="Readiness: PostgreSQL, schema and Redis answer")
+    async def readyz(request: Request) -> JSONResponse:
+        checks = await check_readiness(resources_of(request))
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not_ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    @app.get("/metrics", tags=tags, summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/version", tags=tags, summary="Backend version and build time")
+    async def version() -> dict[str, str]:
+        return version_info()

@@ -1,0 +1,1 @@
+"""The public API: REST, the OpenAI-compatible gateway, and the worker proxy."""

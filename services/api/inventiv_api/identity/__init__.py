@@ -1,0 +1,1 @@
+"""Users, sessions, organizations and their bootstrap."""

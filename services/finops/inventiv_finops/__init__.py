@@ -1,0 +1,1 @@
+"""Costs: per-minute GPU cost, forecasts, rollups and token usage."""

@@ -1,0 +1,1 @@
+"""The control plane: commands, lifecycle loops, and the workers' register/heartbeat."""
