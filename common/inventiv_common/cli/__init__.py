@@ -1,0 +1,81 @@
+"""The `inventiv` command: `dev`, `migrate`, `seed`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+from inventiv_common.settings import ConfigError
+
+
+def _database_url() -> str:
+    url = os.environ.get("DATABASE_URL")
+    if not url:
+        raise ConfigError("DATABASE_URL is not set")
+    return url
+
+
+async def _migrate(downgrade_to: str | None) -> str | None:
+    from inventiv_common.db.engine import make_engine
+    from inventiv_common.db.migrate import current_revision, run_downgrade, run_migrations
+
+    engine = make_engine(_database_url(), pool_size=1, app_name="inventiv-cli")
+    try:
+        if downgrade_to is not None:
+            await run_downgrade(engine, downgrade_to)
+            return await current_revision(engine)
+        return await run_migrations(engine)
+    finally:
+        await engine.dispose()
+
+
+async def _seed(path: Path) -> None:
+    from inventiv_common.db.engine import make_engine
+    from inventiv_common.db.seed import apply_sql_file
+
+    engine = make_engine(_database_url(), pool_size=1, app_name="inventiv-cli")
+    try:
+        await apply_sql_file(engine, path)
+    finally:
+        await engine.dispose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="inventiv", description="Inventiv Agents control plane")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser(
+        "dev",
+        help="run the whole platform locally (embedded PostgreSQL and Redis when "
+        "DATABASE_URL / REDIS_URL are unset)",
+    )
+    migrate = sub.add_parser("migrate", help="apply database migrations (DATABASE_URL)")
+    migrate.add_argument(
+        "--downgrade", metavar="REVISION", help="downgrade to REVISION instead (e.g. base)"
+    )
+    seed = sub.add_parser("seed", help="apply the catalog seed (DATABASE_URL)")
+    seed.add_argument("--file", type=Path, help="seed file (default: seeds/catalog_seeds.sql)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "dev":
+            from inventiv_common.cli.dev import run_dev
+
+            raise SystemExit(run_dev())
+        if args.command == "migrate":
+            revision = asyncio.run(_migrate(args.downgrade))
+            print(f"database at revision {revision or 'base'}")
+        elif args.command == "seed":
+            from inventiv_common.db.seed import default_catalog_seed_path
+
+            path = args.file or default_catalog_seed_path()
+            asyncio.run(_seed(path))
+            print(f"seed applied: {path}")
+    except ConfigError as exc:
+        print(f"inventiv {args.command}: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None

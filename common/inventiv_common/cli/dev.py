@@ -1,0 +1,244 @@
+"""`inventiv dev`: the whole platform on one machine, stopped cleanly by Ctrl-C.
+
+Order: dev home and secrets, free ports, PostgreSQL and Redis (embedded unless
+configured), migrations and seed, then api, orchestrator and finops as child
+processes whose log lines are prefixed with their name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from inventiv_common.cli.embedded import EmbeddedPostgres, EmbeddedRedis
+from inventiv_common.settings import ConfigError
+from inventiv_common.web import ensure_port_free
+
+READY_TIMEOUT_S = 90.0
+STOP_TIMEOUT_S = 15.0
+
+
+@dataclass
+class ServiceSpec:
+    name: str
+    module: str
+    port_env: str
+    default_port: int
+
+    @property
+    def port(self) -> int:
+        return int(os.environ.get(self.port_env, self.default_port))
+
+
+SERVICES = (
+    ServiceSpec("api", "inventiv_api", "API_PORT", 8003),
+    ServiceSpec("orchestrator", "inventiv_orchestrator", "ORCHESTRATOR_PORT", 8001),
+    ServiceSpec("finops", "inventiv_finops", "FINOPS_PORT", 8005),
+)
+
+# Secrets the dev platform generates once and keeps under .inventiv/secrets/.
+GENERATED_SECRETS = ("JWT_SECRET", "PROVIDER_SETTINGS_KEY", "DEFAULT_ADMIN_PASSWORD")
+
+
+def _say(message: str) -> None:
+    print(f"[inventiv] {message}", flush=True)
+
+
+def _die_with_parent() -> None:
+    """Children get SIGTERM if `inventiv dev` itself dies, even by SIGKILL (Linux)."""
+    try:
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+    except OSError:
+        pass
+
+
+def prepare_secrets(secrets_dir: Path) -> tuple[dict[str, str], list[str]]:
+    """Env entries pointing at secret files, and the names generated on this run."""
+    secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    env: dict[str, str] = {}
+    created: list[str] = []
+    for name in GENERATED_SECRETS:
+        if os.environ.get(name) or os.environ.get(f"{name}_FILE"):
+            continue  # the operator chose this one
+        path = secrets_dir / name.lower()
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(32 if name != "DEFAULT_ADMIN_PASSWORD" else 18))
+            created.append(name)
+        env[f"{name}_FILE"] = str(path)
+    return env, created
+
+
+class DevPlatform:
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.postgres: EmbeddedPostgres | None = None
+        self.redis: EmbeddedRedis | None = None
+        self.children: dict[str, subprocess.Popen[bytes]] = {}
+        self.stop_requested = threading.Event()
+        self.exit_code = 0
+
+    # -- start ------------------------------------------------------------------
+    def start_data_services(self) -> dict[str, str]:
+        env: dict[str, str] = {}
+        if os.environ.get("DATABASE_URL"):
+            env["DATABASE_URL"] = os.environ["DATABASE_URL"]
+            _say("PostgreSQL: DATABASE_URL from the environment")
+        else:
+            self.postgres = EmbeddedPostgres(self.home / "pgdata")
+            env["DATABASE_URL"] = self.postgres.start()
+            _say(f"PostgreSQL: embedded, data in {self.home / 'pgdata'}")
+        if os.environ.get("REDIS_URL"):
+            env["REDIS_URL"] = os.environ["REDIS_URL"]
+            _say("Redis: REDIS_URL from the environment")
+        else:
+            port = int(os.environ["INVENTIV_DEV_REDIS_PORT"]) if os.environ.get(
+                "INVENTIV_DEV_REDIS_PORT"
+            ) else None
+            self.redis = EmbeddedRedis(self.home / "redis", port)
+            env["REDIS_URL"] = self.redis.start()
+            _say(f"Redis: embedded on {env['REDIS_URL']}")
+        return env
+
+    def prepare_database(self, database_url: str) -> None:
+        from inventiv_common.db.engine import make_engine
+        from inventiv_common.db.migrate import run_migrations
+        from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
+
+        async def run() -> str | None:
+            engine = make_engine(database_url, pool_size=1, app_name="inventiv-dev")
+            try:
+                revision = await run_migrations(engine)
+                await apply_sql_file(engine, default_catalog_seed_path())
+                return revision
+            finally:
+                await engine.dispose()
+
+        revision = asyncio.run(run())
+        _say(f"database migrated to {revision} and catalog seeded")
+
+    def spawn(self, spec: ServiceSpec, env: dict[str, str]) -> None:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", spec.module],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads touch the child
+        )
+        self.children[spec.name] = proc
+        threading.Thread(target=self._pump, args=(spec.name, proc), daemon=True).start()
+
+    def _pump(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        prefix = f"[{name}] ".encode()
+        for line in iter(proc.stdout.readline, b""):
+            sys.stdout.buffer.write(prefix + line)
+            sys.stdout.flush()
+        code = proc.wait()
+        if not self.stop_requested.is_set():
+            _say(f"{name} exited with code {code}; stopping the platform")
+            self.exit_code = 1
+            self.stop_requested.set()
+
+    def wait_ready(self) -> bool:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        pending = {spec.name: spec for spec in SERVICES}
+        with httpx.Client(timeout=2.0) as client:
+            while pending and time.monotonic() < deadline and not self.stop_requested.is_set():
+                for name, spec in list(pending.items()):
+                    try:
+                        if client.get(f"http://127.0.0.1:{spec.port}/readyz").status_code == 200:
+                            del pending[name]
+                    except httpx.HTTPError:
+                        pass
+                time.sleep(0.3)
+        return not pending
+
+    # -- stop -------------------------------------------------------------------
+    def stop(self) -> None:
+        self.stop_requested.set()
+        for proc in self.children.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + STOP_TIMEOUT_S
+        for name, proc in self.children.items():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _say(f"{name} did not stop in {STOP_TIMEOUT_S:.0f}s; killing it")
+                proc.kill()
+                proc.wait()
+        if self.redis is not None:
+            self.redis.stop()
+        if self.postgres is not None:
+            self.postgres.stop()
+        _say("stopped")
+
+
+def run_dev() -> int:
+    home = Path(os.environ.get("INVENTIV_HOME", ".inventiv")).resolve()
+    bind_host = os.environ.get("BIND_HOST", "127.0.0.1")
+    for spec in SERVICES:
+        ensure_port_free(bind_host, spec.port, spec.port_env)  # ConfigError: one line
+
+    platform = DevPlatform(home)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        platform.stop_requested.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    try:
+        secret_env, created = prepare_secrets(home / "secrets")
+        env = {**os.environ, "INVENTIV_ENV": os.environ.get("INVENTIV_ENV", "dev"), **secret_env}
+        env.update(platform.start_data_services())
+        env["AUTO_SEED_CATALOG"] = "0"  # seeded just below, once, before the services start
+        env.setdefault("ORCHESTRATOR_URL", f"http://127.0.0.1:{SERVICES[1].port}")
+        platform.prepare_database(env["DATABASE_URL"])
+        for spec in SERVICES:
+            platform.spawn(spec, env)
+        if platform.wait_ready():
+            _print_summary(home, created)
+        elif not platform.stop_requested.is_set():
+            _say(f"services not ready after {READY_TIMEOUT_S:.0f}s; stopping")
+            platform.exit_code = 1
+            platform.stop_requested.set()
+        while not platform.stop_requested.wait(timeout=0.5):
+            pass
+    except ConfigError as exc:
+        print(f"inventiv dev: {exc}", file=sys.stderr)
+        platform.exit_code = 2
+    finally:
+        platform.stop()
+    return platform.exit_code
+
+
+def _print_summary(home: Path, created: list[str]) -> None:
+    api = SERVICES[0].port
+    _say("all services ready:")
+    _say(f"  api           http://127.0.0.1:{api}  (Swagger UI: /swagger-ui)")
+    _say(f"  orchestrator  http://127.0.0.1:{SERVICES[1].port}/admin/status")
+    _say(f"  finops        http://127.0.0.1:{SERVICES[2].port}/readyz")
+    password_file = home / "secrets" / "default_admin_password"
+    if "DEFAULT_ADMIN_PASSWORD" in created:
+        # Shown this once; afterwards it stays only in the 0600 file.
+        password = password_file.read_text().strip()
+        _say(f"  admin login   admin / {password}  (saved in {password_file})")
+    elif password_file.exists():
+        _say(f"  admin login   admin / (password in {password_file})")
+    _say("Ctrl-C stops everything")
