@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, TimeoutError as RedisTimeoutError
@@ -61,8 +63,14 @@ class EventBus:
     """Publishes and subscribes over one Redis connection pool."""
 
     def __init__(self, redis_url: str, *, channel_prefix: str = "") -> None:
+        # A pooled connection can be stale after Redis restarts: retry on a fresh one.
+        # A duplicate publish is harmless, since messages are only wake-up hints.
         self.redis: aioredis.Redis = aioredis.from_url(
-            redis_url, socket_connect_timeout=5, health_check_interval=30
+            redis_url,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+            retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), retries=3),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
         )
         self.channel_prefix = channel_prefix
 

@@ -1,0 +1,135 @@
+"""The event bus over real Redis: round trip, publish-after-commit, reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+
+from inventiv_common.bus import (
+    CMD_PROVISION,
+    FINOPS_CHANNEL,
+    ORCHESTRATOR_CHANNEL,
+    Envelope,
+    EventBus,
+    commit_and_publish,
+    publish_after_commit,
+)
+from inventiv_common.db.models import Provider
+from tests.support import ThrowawayRedis
+
+
+@asynccontextmanager
+async def listening(
+    bus: EventBus, channels: list[str]
+) -> AsyncIterator[tuple[asyncio.Queue[Envelope], asyncio.Event]]:
+    received: asyncio.Queue[Envelope] = asyncio.Queue()
+    subscribed = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def handler(envelope: Envelope) -> None:
+        await received.put(envelope)
+
+    task = asyncio.create_task(
+        bus.listen(channels, handler, stop=stop, subscribed=subscribed, max_backoff_s=0.5)
+    )
+    await asyncio.wait_for(subscribed.wait(), 5)
+    try:
+        yield received, subscribed
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 5)
+
+
+def test_envelope_types_are_validated() -> None:
+    assert Envelope(type="CMD:PROVISION").default_channel() == ORCHESTRATOR_CHANNEL
+    assert Envelope(type="EVT:TOKENS_USED").default_channel() == FINOPS_CHANNEL
+    for bad in ("PROVISION", "cmd:provision", "CMD:", "EVT:bad-name"):
+        with pytest.raises(ValidationError):
+            Envelope(type=bad)
+
+
+async def test_round_trip_keeps_every_field(bus: EventBus) -> None:
+    org = uuid.uuid4()
+    sent = Envelope(
+        type=CMD_PROVISION,
+        organization_id=org,
+        correlation_id="req-1",
+        payload={"instance_id": str(uuid.uuid4()), "n": 3},
+    )
+    async with listening(bus, [ORCHESTRATOR_CHANNEL, FINOPS_CHANNEL]) as (received, _):
+        assert await bus.publish(sent) == 1
+        await bus.publish(Envelope(type="EVT:COST_COMPUTED"))
+        first = await asyncio.wait_for(received.get(), 5)
+        second = await asyncio.wait_for(received.get(), 5)
+    assert first == sent
+    assert second.type == "EVT:COST_COMPUTED"
+
+
+async def test_malformed_messages_are_skipped(bus: EventBus) -> None:
+    async with listening(bus, [ORCHESTRATOR_CHANNEL]) as (received, _):
+        await bus.redis.publish(bus.channel(ORCHESTRATOR_CHANNEL), b"not json")
+        await bus.redis.publish(bus.channel(ORCHESTRATOR_CHANNEL), b'{"type": "nope"}')
+        await bus.publish(Envelope(type=CMD_PROVISION))
+        got = await asyncio.wait_for(received.get(), 5)
+    assert got.type == CMD_PROVISION
+    assert received.empty()
+
+
+async def test_events_go_out_only_after_commit(engine: AsyncEngine, bus: EventBus) -> None:
+    code = f"test-{uuid.uuid4().hex[:8]}"
+    async with listening(bus, [ORCHESTRATOR_CHANNEL]) as (received, _):
+        async with AsyncSession(engine) as session:
+            session.add(Provider(code=code + "-rolled-back", name="x"))
+            publish_after_commit(session, Envelope(type="CMD:RECONCILE", correlation_id="rollback"))
+            await session.rollback()
+            # Nothing may leak from the rolled-back transaction into the next one.
+            session.add(Provider(code=code, name="x"))
+            publish_after_commit(session, Envelope(type="CMD:RECONCILE", correlation_id="commit"))
+            published = await commit_and_publish(session, bus)
+        got = await asyncio.wait_for(received.get(), 5)
+        await asyncio.sleep(0.2)
+    assert [e.correlation_id for e in published] == ["commit"]
+    assert got.correlation_id == "commit"
+    assert received.empty()
+
+
+async def test_publish_safe_survives_redis_being_down(tmp_path: Path) -> None:
+    redis = ThrowawayRedis(tmp_path)
+    redis.start()
+    bus = EventBus(redis.url)
+    try:
+        assert await bus.publish_safe(Envelope(type="CMD:RECONCILE"))
+        redis.stop()
+        assert not await bus.publish_safe(Envelope(type="CMD:RECONCILE"))
+    finally:
+        redis.stop()
+        await bus.close()
+
+
+async def test_listener_reconnects_after_redis_restarts(tmp_path: Path) -> None:
+    redis = ThrowawayRedis(tmp_path)
+    redis.start()
+    bus = EventBus(redis.url)
+    try:
+        async with listening(bus, [ORCHESTRATOR_CHANNEL]) as (received, subscribed):
+            await bus.publish(Envelope(type="CMD:RECONCILE", correlation_id="before"))
+            assert (await asyncio.wait_for(received.get(), 5)).correlation_id == "before"
+
+            redis.stop()
+            await asyncio.sleep(1.5)  # long enough for the listener to notice
+            assert not subscribed.is_set()
+            redis.start()
+            await asyncio.wait_for(subscribed.wait(), 15)
+
+            await bus.publish(Envelope(type="CMD:RECONCILE", correlation_id="after"))
+            assert (await asyncio.wait_for(received.get(), 5)).correlation_id == "after"
+    finally:
+        redis.stop()
+        await bus.close()
