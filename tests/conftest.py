@@ -58,5 +58,3 @@ async def bus(redis_url: str, channel_prefix: str) -> AsyncIterator[EventBus]:
     event_bus = EventBus(redis_url, channel_prefix=channel_prefix)
     yield event_bus
     await event_bus.close()
-
-

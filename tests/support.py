@@ -20,9 +20,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # The shared servers of dev and CI machines; override with the usual variables.
 ADMIN_DATABASE_URL = os.environ.get(
-    "TEST_DATABASE_URL", os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    "TEST_DATABASE_URL",
+    os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+REDIS_URL = os.environ.get(
+    "TEST_REDIS_URL", os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+)
 
 
 def database_url_for(name: str) -> str:
@@ -80,7 +83,10 @@ class ServiceProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module], env=dict(env), stdout=self._log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", module],
+            env=dict(env),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
         )
 
     @property
@@ -96,7 +102,9 @@ class ServiceProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"{self.module} exited {self.proc.returncode}:\n{self.output()}")
+                raise AssertionError(
+                    f"{self.module} exited {self.proc.returncode}:\n{self.output()}"
+                )
             try:
                 if httpx.get(self.base_url + path, timeout=2).status_code == 200:
                     return
@@ -135,8 +143,19 @@ class ThrowawayRedis:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [str(self.binary), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir)],
+            [
+                str(self.binary),
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

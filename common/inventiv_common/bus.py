@@ -8,6 +8,7 @@ sweeps PostgreSQL for pending work. A lost message therefore delays, never loses
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import uuid
@@ -16,11 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis.asyncio as aioredis
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -90,7 +92,11 @@ class EventBus:
         except (RedisError, OSError) as exc:
             log.warning(
                 "event not published; the sweep will catch up",
-                extra={"event_type": envelope.type, "event_id": str(envelope.id), "error": str(exc)},
+                extra={
+                    "event_type": envelope.type,
+                    "event_id": str(envelope.id),
+                    "error": str(exc),
+                },
             )
             return False
         return True
@@ -140,15 +146,11 @@ class EventBus:
                     "bus connection lost; reconnecting",
                     extra={"channels": names, "retry_in_s": round(delay, 2), "error": str(exc)},
                 )
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
             finally:
-                try:
+                with contextlib.suppress(RedisError, OSError):
                     await pubsub.aclose()
-                except (RedisError, OSError):
-                    pass
 
     async def _deliver(self, data: bytes | str, handler: Handler) -> None:
         try:
@@ -168,7 +170,9 @@ class EventBus:
 _PENDING_KEY = "inventiv_pending_events"
 
 
-def publish_after_commit(session: AsyncSession, envelope: Envelope, channel: str | None = None) -> None:
+def publish_after_commit(
+    session: AsyncSession, envelope: Envelope, channel: str | None = None
+) -> None:
     """Queue an envelope to go out only once the session's transaction commits."""
     session.info.setdefault(_PENDING_KEY, []).append((envelope, channel))
 

@@ -23,7 +23,7 @@ from pydantic_settings import (
 
 # The value a dev process falls back to when no secret is configured. Outside dev
 # mode it is refused, as are the placeholders people copy from examples.
-DEV_SECRET_FALLBACK = "dev-insecure-secret-do-not-use-in-production"
+DEV_SECRET_FALLBACK = "dev-insecure-secret-do-not-use-in-production"  # noqa: S105
 _PLACEHOLDER_SECRETS = {
     "",
     DEV_SECRET_FALLBACK,
@@ -68,7 +68,7 @@ class SecretFileSource(PydanticBaseSettingsSource):
             path = os.environ.get(f"{env_name}_FILE")
             if not path:
                 continue
-            if os.environ.get(env_name):
+            if os.environ.get(env_name):  # set and non-empty
                 raise ConfigError(f"{env_name} and {env_name}_FILE are both set; keep only one")
             try:
                 values[name] = Path(path).read_text(encoding="utf-8").strip()
@@ -80,10 +80,14 @@ class SecretFileSource(PydanticBaseSettingsSource):
 
 
 class CommonSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, populate_by_name=True)
+    # An empty variable counts as unset, as env files often leave them blank.
+    model_config = SettingsConfigDict(
+        extra="ignore", case_sensitive=False, populate_by_name=True, env_ignore_empty=True
+    )
 
     # Names of the fields that are secrets: readable from NAME_FILE, never logged.
-    secret_fields: ClassVar[set[str]] = {"jwt_secret", "provider_settings_key"}
+    # URLs count: they may carry passwords. Services add their own secrets.
+    secret_fields: ClassVar[set[str]] = {"database_url", "redis_url"}
     # Secrets this service cannot run without outside dev mode.
     required_secrets: ClassVar[tuple[str, ...]] = ()
     service_name: ClassVar[str] = "inventiv"
@@ -99,10 +103,6 @@ class CommonSettings(BaseSettings):
     bind_host: str = Field(default="127.0.0.1", validation_alias="BIND_HOST")
     db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
     shutdown_timeout_s: float = Field(default=10.0, ge=0, validation_alias="SHUTDOWN_TIMEOUT_S")
-    jwt_secret: SecretStr | None = Field(default=None, validation_alias="JWT_SECRET")
-    provider_settings_key: SecretStr | None = Field(
-        default=None, validation_alias="PROVIDER_SETTINGS_KEY"
-    )
 
     @classmethod
     def settings_customise_sources(

@@ -16,8 +16,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
-from prometheus_client import generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -145,9 +150,7 @@ def build_service_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         assert settings.database_url and settings.redis_url, "checked by check_ready_to_start"
-        engine = make_engine(
-            settings.database_url, pool_size=settings.db_pool_size, app_name=title
-        )
+        engine = make_engine(settings.database_url, pool_size=settings.db_pool_size, app_name=title)
         bus = EventBus(settings.redis_url, channel_prefix=settings.redis_channel_prefix)
         resources = ServiceResources(
             settings=settings,

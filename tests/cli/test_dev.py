@@ -102,7 +102,11 @@ def test_dev_runs_the_platform_on_embedded_services_and_stops_it(dev_home: Path)
     assert any("Redis: embedded" in line for line in run.lines)
     assert (dev_home / "pgdata" / "PG_VERSION").exists()
     # Each service's log lines carry its name.
-    assert {p for p in ("[api] ", "[orchestrator] ", "[finops] ") if any(line.startswith(p) for line in run.lines)} == {"[api] ", "[orchestrator] ", "[finops] "}
+    assert {
+        p
+        for p in ("[api] ", "[orchestrator] ", "[finops] ")
+        if any(line.startswith(p) for line in run.lines)
+    } == {"[api] ", "[orchestrator] ", "[finops] "}
     # Nothing is left running: services, PostgreSQL and Redis are gone.
     assert not any(_port_open(port) for port in ports.values())
     assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]

@@ -27,9 +27,7 @@ TABLES_QUERY = text(
 
 
 def _expected_tables() -> list[str]:
-    return sorted(
-        name if "." in name else f"public.{name}" for name in Base.metadata.tables
-    )
+    return sorted(name if "." in name else f"public.{name}" for name in Base.metadata.tables)
 
 
 async def test_upgrade_downgrade_upgrade_round_trip(empty_database_url: str) -> None:
@@ -60,8 +58,9 @@ def _diff(connection: Connection) -> list[object]:
         connection,
         opts={
             "include_schemas": True,
-            "include_name": lambda name, type_, _parents: type_ != "schema"
-            or name in (None, "finops"),
+            "include_name": lambda name, type_, _parents: (
+                type_ != "schema" or name in (None, "finops")
+            ),
             "compare_type": True,
         },
     )

@@ -9,7 +9,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
 
-CATALOG_TABLES = ("providers", "regions", "zones", "instance_types", "instance_type_zones", "models")
+CATALOG_TABLES = (
+    "providers",
+    "regions",
+    "zones",
+    "instance_types",
+    "instance_type_zones",
+    "models",
+)
 
 
 async def _snapshot(engine: AsyncEngine) -> dict[str, list[tuple[object, ...]]]:
@@ -29,43 +36,45 @@ async def test_seed_twice_leaves_the_same_rows(engine: AsyncEngine) -> None:
     assert all(before[t] for t in CATALOG_TABLES)
 
 
+SET_L4 = text(
+    "UPDATE instance_types SET is_active = :active, cost_per_hour_eur = :price "
+    "WHERE code = 'L4-1-24G'"
+)
+GET_L4 = text("SELECT is_active, cost_per_hour_eur FROM instance_types WHERE code = 'L4-1-24G'")
+
+
 async def test_seed_keeps_operator_choices(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
-        await conn.execute(
-            text("UPDATE instance_types SET is_active = false, cost_per_hour_eur = 0.8 WHERE code = 'L4-1-24G'")
-        )
+        await conn.execute(SET_L4, {"active": False, "price": Decimal("0.8")})
     try:
         await apply_sql_file(engine, default_catalog_seed_path())
         async with engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    text("SELECT is_active, cost_per_hour_eur FROM instance_types WHERE code = 'L4-1-24G'")
-                )
-            ).one()
-        assert row == (False, Decimal("0.800000"))
+            row = (await conn.execute(GET_L4)).one()
+        assert tuple(row) == (False, Decimal("0.800000"))
     finally:
         async with engine.begin() as conn:
-            await conn.execute(
-                text("UPDATE instance_types SET is_active = true, cost_per_hour_eur = 0.75 WHERE code = 'L4-1-24G'")
-            )
+            await conn.execute(SET_L4, {"active": True, "price": Decimal("0.75")})
 
 
 async def test_seed_has_gpu_types_with_prices_and_zones(engine: AsyncEngine) -> None:
     async with engine.connect() as conn:
         rows = await conn.execute(
             text(
-                "SELECT t.code, t.cost_per_hour_eur, t.gpu_count, t.gpu_memory_gb, count(z.zone_id) "
+                "SELECT t.code, t.cost_per_hour_eur, t.gpu_count, t.gpu_memory_gb, "
+                "count(z.zone_id) "
                 "FROM instance_types t JOIN providers p ON p.id = t.provider_id "
                 "LEFT JOIN instance_type_zones z ON z.instance_type_id = t.id "
                 "WHERE p.code = 'scaleway' GROUP BY 1, 2, 3, 4"
             )
         )
         types = {r[0]: r[1:] for r in rows}
-        zones = set(
-            (await conn.scalars(text("SELECT code FROM zones"))).all()
-        )
+        zones = set((await conn.scalars(text("SELECT code FROM zones"))).all())
         models = dict(
-            (await conn.execute(text("SELECT model_id, kind FROM models WHERE organization_id IS NULL"))).all()
+            (
+                await conn.execute(
+                    text("SELECT model_id, kind FROM models WHERE organization_id IS NULL")
+                )
+            ).all()
         )
     assert types["L4-1-24G"] == (Decimal("0.750000"), 1, 24, 2)
     assert types["L40S-1-48G"][0] == Decimal("1.400000")

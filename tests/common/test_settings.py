@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from inventiv_api.settings import ApiSettings
 from inventiv_common.settings import (
     DEV_SECRET_FALLBACK,
     ConfigError,
     async_database_url,
     load_settings,
 )
-from inventiv_api.settings import ApiSettings
 from inventiv_orchestrator.settings import OrchestratorSettings
 from tests.support import clean_env
 

@@ -90,9 +90,10 @@ def test_api_serves_docs_and_version_alias(
     )
     started.append(proc)
     proc.wait_ready()
-    assert httpx.get(f"{proc.base_url}/api/version").json() == httpx.get(
-        f"{proc.base_url}/version"
-    ).json()
+    assert (
+        httpx.get(f"{proc.base_url}/api/version").json()
+        == httpx.get(f"{proc.base_url}/version").json()
+    )
     spec = httpx.get(f"{proc.base_url}/api-docs/openapi.json").json()
     assert spec["info"]["title"] == "inventiv-api"
     assert "/readyz" in spec["paths"]

@@ -106,9 +106,11 @@ class DevPlatform:
             env["REDIS_URL"] = os.environ["REDIS_URL"]
             _say("Redis: REDIS_URL from the environment")
         else:
-            port = int(os.environ["INVENTIV_DEV_REDIS_PORT"]) if os.environ.get(
-                "INVENTIV_DEV_REDIS_PORT"
-            ) else None
+            port = (
+                int(os.environ["INVENTIV_DEV_REDIS_PORT"])
+                if os.environ.get("INVENTIV_DEV_REDIS_PORT")
+                else None
+            )
             self.redis = EmbeddedRedis(self.home / "redis", port)
             env["REDIS_URL"] = self.redis.start()
             _say(f"Redis: embedded on {env['REDIS_URL']}")
@@ -137,7 +139,7 @@ class DevPlatform:
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent,  # noqa: PLW1509 - no threads touch the child
+            preexec_fn=_die_with_parent,
         )
         self.children[spec.name] = proc
         threading.Thread(target=self._pump, args=(spec.name, proc), daemon=True).start()

@@ -37,9 +37,8 @@ class EmbeddedPostgres:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.server = pgserver.get_server(self.data_dir, cleanup_mode="stop")
-        exists = self.server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}';"
-        )
+        query = f"SELECT 1 FROM pg_database WHERE datname = '{DEV_DATABASE}';"  # noqa: S608
+        exists = self.server.psql(query)
         if "1 row" not in exists:
             self.server.psql(f"CREATE DATABASE {DEV_DATABASE};")
         uri: str = self.server.get_uri(DEV_DATABASE)

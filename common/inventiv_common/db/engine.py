@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from inventiv_common.settings import async_database_url
 
 
-def make_engine(database_url: str, *, pool_size: int = 10, app_name: str = "inventiv") -> AsyncEngine:
+def make_engine(
+    database_url: str, *, pool_size: int = 10, app_name: str = "inventiv"
+) -> AsyncEngine:
     return create_async_engine(
         async_database_url(database_url),
         pool_size=pool_size,

@@ -25,7 +25,7 @@ def default_catalog_seed_path() -> Path:
 
 async def apply_sql_file(engine: AsyncEngine, path: Path) -> None:
     """Run a multi-statement SQL file in one transaction: all of it applies, or none."""
-    sql = path.read_text(encoding="utf-8")
+    sql = path.read_text(encoding="utf-8")  # noqa: ASYNC240 - once at boot, a few KB
     async with engine.begin() as conn:
         await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": SEED_LOCK_KEY})
         raw = await conn.get_raw_connection()

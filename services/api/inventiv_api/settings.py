@@ -12,13 +12,17 @@ from inventiv_common.settings import CommonSettings, load_settings
 
 class ApiSettings(CommonSettings):
     service_name: ClassVar[str] = "inventiv-api"
-    secret_fields: ClassVar[set[str]] = {
+    secret_fields: ClassVar[set[str]] = CommonSettings.secret_fields | {
         "jwt_secret",
         "provider_settings_key",
         "default_admin_password",
     }
     required_secrets: ClassVar[tuple[str, ...]] = ("jwt_secret", "provider_settings_key")
 
+    jwt_secret: SecretStr | None = Field(default=None, validation_alias="JWT_SECRET")
+    provider_settings_key: SecretStr | None = Field(
+        default=None, validation_alias="PROVIDER_SETTINGS_KEY"
+    )
     port: int = Field(default=8003, ge=1, le=65535, validation_alias="API_PORT")
     migrate_on_boot: bool = Field(default=True, validation_alias="MIGRATE_ON_BOOT")
     auto_seed_catalog: bool = Field(default=False, validation_alias="AUTO_SEED_CATALOG")

@@ -58,4 +58,5 @@ __all__ = [
     "User",
     "UserSession",
     "WorkerAuthToken",
+    "Zone",
 ]

@@ -69,7 +69,9 @@ class Zone(Base):
 
 class InstanceType(Base):
     __tablename__ = "instance_types"
-    __table_args__ = (UniqueConstraint("provider_id", "code", name="uq_instance_types_provider_code"),)
+    __table_args__ = (
+        UniqueConstraint("provider_id", "code", name="uq_instance_types_provider_code"),
+    )
 
     id: Mapped[uuid_pk]
     provider_id: Mapped[uuid.UUID] = mapped_column(

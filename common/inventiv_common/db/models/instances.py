@@ -156,7 +156,9 @@ class ActionLog(Base):
     organization_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), _fk("organizations.id", "SET NULL")
     )
-    user_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _fk("users.id", "SET NULL"))
+    user_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), _fk("users.id", "SET NULL")
+    )
     correlation_id: Mapped[str | None] = mapped_column(String(64))
     instance_status_before: Mapped[str | None] = mapped_column(String(32))
     instance_status_after: Mapped[str | None] = mapped_column(String(32))

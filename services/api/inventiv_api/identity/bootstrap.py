@@ -38,12 +38,15 @@ async def bootstrap_admin(
     await session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": BOOTSTRAP_LOCK_KEY})
     existing = await session.scalar(
         select(User).where(
-            (func.lower(User.username) == username.lower()) | (func.lower(User.email) == email.lower())
+            (func.lower(User.username) == username.lower())
+            | (func.lower(User.email) == email.lower())
         )
     )
     if existing is not None:
         return False
-    admin = User(username=username, email=email, password_hash=hash_password(password), role="admin")
+    admin = User(
+        username=username, email=email, password_hash=hash_password(password), role="admin"
+    )
     session.add(admin)
     await session.flush()
     slug = slugify(organization_name)
