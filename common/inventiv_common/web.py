@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -190,6 +190,13 @@ def build_service_app(
     return app
 
 
+def public_route() -> None:
+    """Marks a route as open to anyone; services check that every route declares access."""
+
+
+public_route.permission = "public"  # type: ignore[attr-defined]
+
+
 def resources_of(request: Request) -> ServiceResources:
     resources: ServiceResources = request.app.state.resources
     return resources
@@ -197,12 +204,18 @@ def resources_of(request: Request) -> ServiceResources:
 
 def _add_service_routes(app: FastAPI, registry: CollectorRegistry) -> None:
     tags: list[str | Any] = ["service"]
+    public = [Depends(public_route)]
 
-    @app.get("/healthz", tags=tags, summary="Liveness: the process is up")
+    @app.get("/healthz", tags=tags, dependencies=public, summary="Liveness: the process is up")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=tags, summary="Readiness: PostgreSQL, schema and Redis answer")
+    @app.get(
+        "/readyz",
+        tags=tags,
+        dependencies=public,
+        summary="Readiness: PostgreSQL, schema and Redis answer",
+    )
     async def readyz(request: Request) -> JSONResponse:
         checks = await check_readiness(resources_of(request))
         ready = all(v == "ok" for v in checks.values())
@@ -211,10 +224,10 @@ def _add_service_routes(app: FastAPI, registry: CollectorRegistry) -> None:
             status_code=200 if ready else 503,
         )
 
-    @app.get("/metrics", tags=tags, summary="Prometheus metrics")
+    @app.get("/metrics", tags=tags, dependencies=public, summary="Prometheus metrics")
     async def metrics() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
-    @app.get("/version", tags=tags, summary="Backend version and build time")
+    @app.get("/version", tags=tags, dependencies=public, summary="Backend version and build time")
     async def version() -> dict[str, str]:
         return version_info()

@@ -1,4 +1,4 @@
-"""The `inventiv` command: `dev`, `migrate`, `seed`."""
+"""The `inventiv` command: `dev`, `migrate`, `seed`, `rotate-provider-key`."""
 
 from __future__ import annotations
 
@@ -43,6 +43,37 @@ async def _seed(path: Path) -> None:
         await engine.dispose()
 
 
+async def _rotate_provider_key() -> int:
+    from pydantic import Field, SecretStr
+
+    from inventiv_common import provider_credentials
+    from inventiv_common.crypto import DecryptionError, KeyRing
+    from inventiv_common.db.engine import make_engine, make_session_factory
+    from inventiv_common.settings import CommonSettings, load_settings
+
+    class KeySettings(CommonSettings):
+        secret_fields = CommonSettings.secret_fields | {"provider_settings_key"}
+        provider_settings_key: SecretStr | None = Field(
+            default=None, validation_alias="PROVIDER_SETTINGS_KEY"
+        )
+
+    settings = load_settings(KeySettings)
+    if settings.provider_settings_key is None:
+        raise ConfigError("PROVIDER_SETTINGS_KEY (or PROVIDER_SETTINGS_KEY_FILE) is not set")
+    keyring = KeyRing(settings.provider_settings_key.get_secret_value())
+    engine = make_engine(_database_url(), pool_size=1, app_name="inventiv-cli")
+    try:
+        async with make_session_factory(engine)() as session:
+            try:
+                changed = await provider_credentials.reseal_all(session=session, keyring=keyring)
+            except DecryptionError as exc:
+                raise ConfigError(f"{exc}; keep the old key listed until rotation is done") from None
+            await session.commit()
+            return changed
+    finally:
+        await engine.dispose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="inventiv", description="Inventiv Agents control plane")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed = sub.add_parser("seed", help="apply the catalog seed (DATABASE_URL)")
     seed.add_argument("--file", type=Path, help="seed file (default: seeds/catalog_seeds.sql)")
+    sub.add_parser(
+        "rotate-provider-key",
+        help="re-encrypt stored provider credentials with the first PROVIDER_SETTINGS_KEY entry",
+    )
     return parser
 
 
@@ -76,6 +111,9 @@ def main(argv: list[str] | None = None) -> None:
             path = args.file or default_catalog_seed_path()
             asyncio.run(_seed(path))
             print(f"seed applied: {path}")
+        elif args.command == "rotate-provider-key":
+            changed = asyncio.run(_rotate_provider_key())
+            print(f"re-encrypted {changed} provider setting value(s) with the active key")
     except ConfigError as exc:
         print(f"inventiv {args.command}: {exc}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -4,36 +4,60 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
+from inventiv_api.api_keys.router import router as api_keys_router
+from inventiv_api.audit.router import router as audit_router
+from inventiv_api.auth.router import router as auth_router
+from inventiv_api.bootstrap_credentials import seed_default_credentials
+from inventiv_api.errors import install_error_handlers
 from inventiv_api.identity.bootstrap import bootstrap_admin
+from inventiv_api.middleware import BodySizeLimit
+from inventiv_api.organizations.router import router as organizations_router
+from inventiv_api.provider_settings.router import router as provider_settings_router
+from inventiv_api.resources.router import router as resources_router
 from inventiv_api.settings import ApiSettings, get_settings
+from inventiv_api.users.router import router as users_router
+from inventiv_common.crypto import KeyRing
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
 from inventiv_common.version import version_info
-from inventiv_common.web import ServiceResources, build_service_app
+from inventiv_common.web import ServiceResources, build_service_app, public_route
 
 log = logging.getLogger(__name__)
+
+ROUTERS = (
+    auth_router,
+    users_router,
+    organizations_router,
+    api_keys_router,
+    provider_settings_router,
+    audit_router,
+    resources_router,
+)
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    keyring = KeyRing(settings.secret("provider_settings_key"))
 
     async def seed_catalog(resources: ServiceResources) -> None:
         if settings.auto_seed_catalog:
             await apply_sql_file(resources.engine, default_catalog_seed_path())
 
     async def bootstrap(resources: ServiceResources) -> None:
-        if settings.default_admin_password is None:
-            log.warning("DEFAULT_ADMIN_PASSWORD is not set: no admin bootstrapped")
-            return
         async with resources.session_factory() as session:
-            await bootstrap_admin(
-                session=session,
-                username=settings.default_admin_username,
-                email=settings.default_admin_email,
-                password=settings.default_admin_password.get_secret_value(),
-                organization_name=settings.default_organization_name,
-            )
+            if settings.default_admin_password is None:
+                log.warning("DEFAULT_ADMIN_PASSWORD is not set: no admin bootstrapped")
+            else:
+                await bootstrap_admin(
+                    session=session,
+                    username=settings.default_admin_username,
+                    email=settings.default_admin_email,
+                    password=settings.default_admin_password.get_secret_value(),
+                    organization_name=settings.default_organization_name,
+                )
+            if settings.auto_seed_provider_credentials:
+                await seed_default_credentials(session=session, settings=settings, keyring=keyring)
             await session.commit()
 
     app = build_service_app(
@@ -44,9 +68,20 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         on_startup=[seed_catalog, bootstrap],
         docs=True,
     )
+    app.state.api_settings = settings
+    app.state.keyring = keyring
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
 
-    @app.get("/api/version", tags=["service"], summary="Backend version (alias of /version)")
+    @app.get(
+        "/api/version",
+        tags=["service"],
+        dependencies=[Depends(public_route)],
+        summary="Backend version (alias of /version)",
+    )
     async def api_version() -> dict[str, str]:
         return version_info()
 
+    for router in ROUTERS:
+        app.include_router(router)
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import ClassVar
 
-from pydantic import Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr
 
 from inventiv_common.settings import CommonSettings, load_settings
 
@@ -16,6 +16,8 @@ class ApiSettings(CommonSettings):
         "jwt_secret",
         "provider_settings_key",
         "default_admin_password",
+        "scaleway_access_key",
+        "scaleway_secret_key",
     }
     required_secrets: ClassVar[tuple[str, ...]] = ("jwt_secret", "provider_settings_key")
 
@@ -41,6 +43,41 @@ class ApiSettings(CommonSettings):
     )
     jwt_ttl_seconds: int = Field(default=12 * 3600, ge=60, validation_alias="JWT_TTL_SECONDS")
     cookie_secure: bool = Field(default=False, validation_alias="COOKIE_SECURE")
+    session_cookie_name: str = Field(
+        default="inventiv_session", validation_alias="SESSION_COOKIE_NAME"
+    )
+    # Origins (scheme://host[:port]) allowed to send cookie-authenticated writes, comma
+    # separated; the api's own origin is always allowed.
+    allowed_origins: str = Field(default="", validation_alias="ALLOWED_ORIGINS")
+    login_attempts_per_ip_per_minute: int = Field(
+        default=20, ge=1, validation_alias="LOGIN_RATE_LIMIT_PER_IP"
+    )
+    login_failures_per_account_per_15min: int = Field(
+        default=10, ge=1, validation_alias="LOGIN_RATE_LIMIT_PER_ACCOUNT"
+    )
+    # Request bodies above this are refused with 413 before being read in full.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="MAX_BODY_BYTES")
+    # Seeds the default organization's Scaleway credentials at boot when it has none.
+    auto_seed_provider_credentials: bool = Field(
+        default=False, validation_alias="AUTO_SEED_PROVIDER_CREDENTIALS"
+    )
+    scaleway_access_key: SecretStr | None = Field(
+        default=None, validation_alias="SCALEWAY_ACCESS_KEY"
+    )
+    scaleway_secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "SCALEWAY_SECRET_KEY", "SCALEWAY_API_TOKEN", "SCW_SECRET_KEY"
+        ),
+    )
+    scaleway_project_id: str | None = Field(default=None, validation_alias="SCALEWAY_PROJECT_ID")
+    invitation_ttl_hours: int = Field(default=168, ge=1, validation_alias="INVITATION_TTL_HOURS")
+
+    @property
+    def allowed_origin_set(self) -> frozenset[str]:
+        return frozenset(
+            o.strip().rstrip("/") for o in self.allowed_origins.split(",") if o.strip()
+        )
 
 
 @lru_cache

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import time
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 
 from inventiv_common.bus import ORCHESTRATOR_CHANNEL
 from inventiv_common.dispatch import BusConsumer, Dispatcher
 from inventiv_common.version import version_info
-from inventiv_common.web import build_service_app, check_readiness, resources_of
+from inventiv_common.web import build_service_app, check_readiness, public_route, resources_of
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
 
 
@@ -26,7 +26,13 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
     )
     app.state.dispatcher = dispatcher
 
-    @app.get("/admin/status", tags=["service"], summary="What this orchestrator is doing")
+    # The orchestrator's port is internal (compose network, loopback in dev).
+    @app.get(
+        "/admin/status",
+        tags=["service"],
+        dependencies=[Depends(public_route)],
+        summary="What this orchestrator is doing",
+    )
     async def admin_status(request: Request) -> dict[str, object]:
         resources = resources_of(request)
         return {

@@ -1,5 +1,6 @@
 """Every ORM model, imported here so `Base.metadata` knows all tables."""
 
+from inventiv_common.db.models.audit import AuditLog
 from inventiv_common.db.models.base import Base
 from inventiv_common.db.models.catalog import (
     InstanceType,
@@ -36,6 +37,7 @@ __all__ = [
     "ActionLog",
     "ActionType",
     "ApiKey",
+    "AuditLog",
     "Base",
     "CostActualMinute",
     "CostCumulativeMinute",

@@ -1,0 +1,1 @@
+"""Organization API keys: shown once, stored hashed."""

@@ -1,0 +1,1 @@
+"""Organizations, workspaces, members and invitations."""

@@ -1,0 +1,1 @@
+"""Per-organization provider credentials, encrypted by the application."""

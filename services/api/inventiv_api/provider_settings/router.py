@@ -1,0 +1,68 @@
+"""/provider_settings/{provider} and /providers/config-status."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from inventiv_api.audit import service as audit
+from inventiv_api.deps import KeyRingDep, SessionDep
+from inventiv_api.organizations.service import current_org_id
+from inventiv_api.provider_settings import service
+from inventiv_api.provider_settings.schemas import (
+    ProviderConfigStatus,
+    ProviderSettingsOut,
+    ProviderSettingsUpdate,
+)
+from inventiv_api.security.permissions import Permission as P
+from inventiv_api.security.principal import Principal, require
+
+router = APIRouter(tags=["provider settings"])
+Reader = Annotated[Principal, Depends(require(P.provider_settings_read))]
+Manager = Annotated[Principal, Depends(require(P.provider_settings_manage))]
+ProviderCode = Annotated[str, Path(pattern=r"^[a-z0-9_-]{1,64}$")]
+
+
+@router.get("/provider_settings/{provider}", response_model=ProviderSettingsOut)
+async def get_provider_settings(
+    provider: ProviderCode, principal: Reader, session: SessionDep, keyring: KeyRingDep
+) -> ProviderSettingsOut:
+    row = await service.provider_by_code(session, provider)
+    return await service.describe(
+        session=session, keyring=keyring, org_id=current_org_id(principal), provider=row
+    )
+
+
+@router.put("/provider_settings/{provider}", response_model=ProviderSettingsOut)
+async def put_provider_settings(
+    provider: ProviderCode,
+    body: ProviderSettingsUpdate,
+    principal: Manager,
+    request: Request,
+    session: SessionDep,
+    keyring: KeyRingDep,
+) -> ProviderSettingsOut:
+    org_id = current_org_id(principal)
+    row = await service.provider_by_code(session, provider)
+    fields = await service.update(
+        session=session, keyring=keyring, org_id=org_id, provider=row, values=body.values
+    )
+    audit.record(
+        session=session,
+        request=request,
+        action="provider_credentials.updated",
+        principal=principal,
+        resource_type="provider",
+        resource_id=row.code,
+        details={"fields": fields},  # names only, never values
+    )
+    await session.commit()
+    return await service.describe(session=session, keyring=keyring, org_id=org_id, provider=row)
+
+
+@router.get("/providers/config-status", response_model=list[ProviderConfigStatus])
+async def providers_config_status(
+    principal: Reader, session: SessionDep
+) -> list[ProviderConfigStatus]:
+    return await service.config_status(session=session, org_id=current_org_id(principal))

@@ -1,0 +1,1 @@
+"""Workspace-scoped reads of instances and models, and their double activation."""

@@ -1,0 +1,150 @@
+"""/instances and /models reads, and their technical and economic activation."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from inventiv_api.audit import service as audit
+from inventiv_api.deps import SessionDep
+from inventiv_api.resources import service
+from inventiv_api.resources.schemas import Activation, InstanceOut, InstancePage, ModelOut
+from inventiv_api.security.permissions import Permission as P
+from inventiv_api.security.principal import Principal, require
+
+router = APIRouter(tags=["instances", "models"])
+InstanceReader = Annotated[Principal, Depends(require(P.instances_read))]
+ModelReader = Annotated[Principal, Depends(require(P.models_read))]
+Technical = Annotated[Principal, Depends(require(P.activation_technical))]
+Economic = Annotated[Principal, Depends(require(P.activation_economic))]
+
+
+@router.get("/instances", response_model=InstancePage)
+async def list_instances(
+    principal: InstanceReader,
+    session: SessionDep,
+    archived: bool | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> InstancePage:
+    rows, total = await service.list_instances(
+        session=session, principal=principal, archived=archived, limit=limit, offset=offset
+    )
+    return InstancePage(
+        items=[InstanceOut.model_validate(r) for r in rows], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/instances/{instance_id}", response_model=InstanceOut)
+async def get_instance(
+    instance_id: uuid.UUID, principal: InstanceReader, session: SessionDep
+) -> InstanceOut:
+    row = await service.get_instance(session=session, principal=principal, instance_id=instance_id)
+    return InstanceOut.model_validate(row)
+
+
+async def _instance_activation(
+    kind: str,
+    instance_id: uuid.UUID,
+    body: Activation,
+    principal: Principal,
+    request: Request,
+    session: SessionDep,
+) -> InstanceOut:
+    row = await service.set_instance_activation(
+        session=session, principal=principal, instance_id=instance_id, kind=kind, active=body.active
+    )
+    audit.record(
+        session=session,
+        request=request,
+        action=f"instance.{kind}_activation",
+        principal=principal,
+        resource_type="instance",
+        resource_id=instance_id,
+        details={"active": body.active},
+    )
+    await session.commit()
+    return InstanceOut.model_validate(row)
+
+
+@router.put("/instances/{instance_id}/activation/technical", response_model=InstanceOut)
+async def instance_technical_activation(
+    instance_id: uuid.UUID,
+    body: Activation,
+    principal: Technical,
+    request: Request,
+    session: SessionDep,
+) -> InstanceOut:
+    return await _instance_activation("technical", instance_id, body, principal, request, session)
+
+
+@router.put("/instances/{instance_id}/activation/economic", response_model=InstanceOut)
+async def instance_economic_activation(
+    instance_id: uuid.UUID,
+    body: Activation,
+    principal: Economic,
+    request: Request,
+    session: SessionDep,
+) -> InstanceOut:
+    return await _instance_activation("economic", instance_id, body, principal, request, session)
+
+
+@router.get("/models", response_model=list[ModelOut])
+async def list_models(principal: ModelReader, session: SessionDep) -> list[ModelOut]:
+    rows = await service.list_models(session=session, principal=principal)
+    return [ModelOut.model_validate(r) for r in rows]
+
+
+@router.get("/models/{model_id}", response_model=ModelOut)
+async def get_model(model_id: uuid.UUID, principal: ModelReader, session: SessionDep) -> ModelOut:
+    return ModelOut.model_validate(
+        await service.get_model(session=session, principal=principal, model_id=model_id)
+    )
+
+
+async def _model_activation(
+    kind: str,
+    model_id: uuid.UUID,
+    body: Activation,
+    principal: Principal,
+    request: Request,
+    session: SessionDep,
+) -> ModelOut:
+    row = await service.set_model_activation(
+        session=session, principal=principal, model_id=model_id, kind=kind, active=body.active
+    )
+    audit.record(
+        session=session,
+        request=request,
+        action=f"model.{kind}_activation",
+        principal=principal,
+        resource_type="model",
+        resource_id=model_id,
+        details={"active": body.active},
+    )
+    await session.commit()
+    return ModelOut.model_validate(row)
+
+
+@router.put("/models/{model_id}/activation/technical", response_model=ModelOut)
+async def model_technical_activation(
+    model_id: uuid.UUID,
+    body: Activation,
+    principal: Technical,
+    request: Request,
+    session: SessionDep,
+) -> ModelOut:
+    return await _model_activation("technical", model_id, body, principal, request, session)
+
+
+@router.put("/models/{model_id}/activation/economic", response_model=ModelOut)
+async def model_economic_activation(
+    model_id: uuid.UUID,
+    body: Activation,
+    principal: Economic,
+    request: Request,
+    session: SessionDep,
+) -> ModelOut:
+    return await _model_activation("economic", model_id, body, principal, request, session)

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, computed_field
+
+
+class Activation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    active: bool
+
+
+class _Activated(BaseModel):
+    technical_activation: bool
+    economic_activation: bool
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def serves_traffic(self) -> bool:
+        """Only a resource switched on both technically and economically serves traffic."""
+        return self.technical_activation and self.economic_activation
+
+
+class ModelOut(_Activated):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    organization_id: uuid.UUID | None
+    name: str
+    model_id: str
+    kind: str
+    required_vram_gb: int
+    context_length: int | None
+    price_per_1k_input_tokens_eur: Decimal
+    price_per_1k_output_tokens_eur: Decimal
+    is_active: bool
+
+
+class InstanceOut(_Activated):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    organization_id: uuid.UUID | None
+    provider_id: uuid.UUID
+    zone_id: uuid.UUID | None
+    instance_type_id: uuid.UUID | None
+    model_id: uuid.UUID | None
+    status: str
+    progress_percent: int
+    error_code: str | None
+    error_message: str | None
+    provider_instance_id: str | None
+    ip_address: str | None
+    worker_status: str | None
+    worker_last_heartbeat: datetime | None
+    is_archived: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class InstancePage(BaseModel):
+    items: list[InstanceOut]
+    total: int
+    limit: int
+    offset: int

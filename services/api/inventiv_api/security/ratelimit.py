@@ -1,0 +1,42 @@
+"""Fixed-window counters in Redis, shared by every api replica."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+
+@dataclass(frozen=True)
+class Verdict:
+    allowed: bool
+    retry_after_s: int
+
+
+class RateLimiter:
+    def __init__(self, redis: aioredis.Redis, namespace: str = "rl") -> None:
+        self.redis = redis
+        self.namespace = namespace
+
+    async def hit(self, key: str, limit: int, window_s: int) -> Verdict:
+        """Count one event; refused once more than `limit` happened in the window."""
+        full_key = f"{self.namespace}:{key}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incr(full_key)
+            pipe.expire(full_key, window_s, nx=True)
+            pipe.ttl(full_key)
+            count, _, ttl = await pipe.execute()
+        return Verdict(count <= limit, max(int(ttl), 1))
+
+    async def peek(self, key: str, limit: int) -> Verdict:
+        """Whether the counter is already over its limit, without counting."""
+        full_key = f"{self.namespace}:{key}"
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(full_key)
+            pipe.ttl(full_key)
+            raw, ttl = await pipe.execute()
+        count = int(raw or 0)
+        return Verdict(count < limit, max(int(ttl), 1))
+
+    async def reset(self, key: str) -> None:
+        await self.redis.delete(f"{self.namespace}:{key}")

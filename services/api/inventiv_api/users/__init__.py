@@ -1,0 +1,1 @@
+"""Platform user administration."""
