@@ -67,7 +67,9 @@ async def _rotate_provider_key() -> int:
             try:
                 changed = await provider_credentials.reseal_all(session=session, keyring=keyring)
             except DecryptionError as exc:
-                raise ConfigError(f"{exc}; keep the old key listed until rotation is done") from None
+                raise ConfigError(
+                    f"{exc}; keep the old key listed until rotation is done"
+                ) from None
             await session.commit()
             return changed
     finally:
