@@ -184,6 +184,7 @@ def build_service_app(
         docs_url="/swagger-ui" if docs else None,
         redoc_url=None,
         openapi_url="/api-docs/openapi.json" if docs else None,
+        swagger_ui_oauth2_redirect_url="/swagger-ui/oauth2-redirect" if docs else None,
     )
     app.add_middleware(RequestMetricsMiddleware, registry=registry)
     _add_service_routes(app, registry)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from inventiv_api.types import Email
 
 PASSWORD_MIN_LENGTH = 12
 
@@ -43,7 +45,7 @@ class MeUpdate(BaseModel):
 
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
-    email: EmailStr | None = None
+    email: Email | None = None
 
 
 class PasswordChange(BaseModel):

@@ -3,9 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from inventiv_api.security.permissions import Role
+from inventiv_api.types import Email
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 
@@ -53,7 +54,7 @@ class MemberRoleUpdate(BaseModel):
 class InvitationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr
+    email: Email
     role: Role = Role.user
     expires_in_hours: int | None = Field(default=None, ge=1, le=24 * 30)
 

@@ -232,5 +232,6 @@ def require(permission: Permission) -> PrincipalDependency:
 
 
 def declared_permission(dependency_call: object) -> Permission | None:
+    """The permission a dependency declares (`require()`, or common's `public_route`)."""
     permission = getattr(dependency_call, "permission", None)
-    return permission if isinstance(permission, Permission) else None
+    return Permission(permission) if isinstance(permission, str) else None

@@ -4,9 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from inventiv_api.auth.schemas import PASSWORD_MIN_LENGTH
+from inventiv_api.types import Email
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
 
@@ -29,7 +30,7 @@ class UserCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(pattern=USERNAME_PATTERN)
-    email: EmailStr
+    email: Email
     password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=1024)
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
@@ -39,7 +40,7 @@ class UserCreate(BaseModel):
 class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: EmailStr | None = None
+    email: Email | None = None
     first_name: str | None = Field(default=None, max_length=100)
     last_name: str | None = Field(default=None, max_length=100)
     role: Literal["admin", "user"] | None = None
