@@ -28,10 +28,10 @@ class LiveApi:
     base_url: str
     process: ServiceProcess
 
-    def client(self, **kwargs: object) -> httpx.Client:
+    def client(self, headers: dict[str, str] | None = None) -> httpx.Client:
         # Browsers send Origin on writes; our own origin is always allowed.
         return httpx.Client(
-            base_url=self.base_url, headers={"Origin": self.base_url}, timeout=30, **kwargs
+            base_url=self.base_url, headers={"Origin": self.base_url, **(headers or {})}, timeout=30
         )
 
     def login(self, username: str, password: str = PASSWORD) -> httpx.Client:
@@ -47,15 +47,17 @@ def start_api(database_url: str, log_path: Path, **env: str) -> LiveApi:
         "inventiv_api",
         port,
         clean_env(
-            DATABASE_URL=database_url,
-            REDIS_URL=REDIS_URL,
-            REDIS_CHANNEL_PREFIX=f"test-{uuid.uuid4().hex[:8]}:",
-            INVENTIV_ENV="test",
-            API_PORT=str(port),
-            DEFAULT_ADMIN_PASSWORD=ADMIN_PASSWORD,
-            ALLOWED_ORIGINS=ALLOWED_ORIGIN,
-            LOGIN_RATE_LIMIT_PER_IP="100000",
-            **env,
+            **{
+                "DATABASE_URL": database_url,
+                "REDIS_URL": REDIS_URL,
+                "REDIS_CHANNEL_PREFIX": f"test-{uuid.uuid4().hex[:8]}:",
+                "INVENTIV_ENV": "test",
+                "API_PORT": str(port),
+                "DEFAULT_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                "ALLOWED_ORIGINS": ALLOWED_ORIGIN,
+                "LOGIN_RATE_LIMIT_PER_IP": "100000",
+                **env,
+            }
         ),
         log_path,
     )
