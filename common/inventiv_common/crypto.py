@@ -3,10 +3,11 @@
 PROVIDER_SETTINGS_KEY is either one passphrase, or a rotation list such as
 `v2:newsecret,oldsecret`: the first key encrypts, every listed key can decrypt. An
 entry without `id:` gets an id derived from the secret (so it must not contain `:`),
-which is also the id a lone passphrase has. Each row stores the id of the key that sealed it, so rotating means adding
-a new key in front, re-sealing the rows (`inventiv rotate-provider-key`), then
-dropping the old key. The associated data binds a ciphertext to its row, so a value
-copied to another organization or field does not decrypt.
+which is also the id a lone passphrase has. Each row stores the id of the key that
+sealed it, so rotating means adding a new key in front, re-sealing the rows
+(`inventiv rotate-provider-key`), then dropping the old key. The associated data
+binds a ciphertext to its row, so a value copied to another organization or field
+does not decrypt.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ def _bearer(world: World, key: str) -> httpx.Client:
 
 
 def test_key_lifecycle(world: World, database_url: str) -> None:
-    created = world["user"].post("/api_keys", json={"name": "ci", "allowed_models": ["inventiv/mock-echo"]})
+    created = world["user"].post(
+        "/api_keys", json={"name": "ci", "allowed_models": ["inventiv/mock-echo"]}
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     key = body["key"]
@@ -29,7 +31,9 @@ def test_key_lifecycle(world: World, database_url: str) -> None:
 
     async def stored() -> tuple[str, str | None]:
         conn = await asyncpg.connect(database_url)
-        row = await conn.fetchrow("SELECT key_hash, last_used_at FROM api_keys WHERE id = $1", uuid.UUID(body["id"]))
+        row = await conn.fetchrow(
+            "SELECT key_hash, last_used_at FROM api_keys WHERE id = $1", uuid.UUID(body["id"])
+        )
         await conn.close()
         return row["key_hash"], row["last_used_at"]
 
@@ -61,7 +65,10 @@ def test_keys_are_private_to_their_creator_unless_admin(world: World) -> None:
 
 def test_expired_and_garbage_keys_are_refused(world: World) -> None:
     soon = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    assert world["user"].post("/api_keys", json={"name": "past", "expires_at": soon}).status_code == 422
+    assert (
+        world["user"].post("/api_keys", json={"name": "past", "expires_at": soon}).status_code
+        == 422
+    )
     for garbage in ("ia_" + "x" * 43, "not-a-key", "ia_"):
         assert _bearer(world, garbage).get("/auth/me").status_code == 401
     basic = httpx.Client(base_url=world.api.base_url, headers={"Authorization": "Basic abc"})
@@ -76,16 +83,28 @@ def test_unknown_allowed_models_are_refused(world: World) -> None:
 def test_a_key_follows_its_creators_membership(world: World) -> None:
     name = f"keyholder-{uuid.uuid4().hex[:6]}"
     create_user(world["owner"], name)
-    invitation = world["owner"].post(
-        "/organizations/current/invitations", json={"email": f"{name}@example.test", "role": "admin"}
-    ).json()
+    invitation = (
+        world["owner"]
+        .post(
+            "/organizations/current/invitations",
+            json={"email": f"{name}@example.test", "role": "admin"},
+        )
+        .json()
+    )
     holder = world.api.login(name)
-    assert holder.post(f"/organizations/invitations/{invitation['token']}/accept").status_code == 200
+    assert (
+        holder.post(f"/organizations/invitations/{invitation['token']}/accept").status_code == 200
+    )
     key = holder.post("/api_keys", json={"name": "admin key"}).json()["key"]
     client = _bearer(world, key)
     assert client.put("/provider_settings/mock", json={"values": {}}).status_code == 200
     holder_id = holder.get("/auth/me").json()["id"]
-    assert world["owner"].put(f"/organizations/current/members/{holder_id}", json={"role": "user"}).status_code == 204
+    assert (
+        world["owner"]
+        .put(f"/organizations/current/members/{holder_id}", json={"role": "user"})
+        .status_code
+        == 204
+    )
     assert client.put("/provider_settings/mock", json={"values": {}}).status_code == 403
     assert world["owner"].delete(f"/organizations/current/members/{holder_id}").status_code == 204
     assert client.get("/auth/me").status_code == 401

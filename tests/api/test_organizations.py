@@ -33,7 +33,7 @@ def _invite(client: httpx.Client, username: str, role: str) -> httpx.Response:
 
 
 def test_workspace_switching(world: World) -> None:
-    username, client = _person(world)
+    _, client = _person(world)
     assert client.get("/auth/me").json()["current_organization_id"] is None  # Personal
     org_id = _own_org(client)
     me = client.get("/auth/me").json()
@@ -86,7 +86,10 @@ def test_invitation_is_shown_once_and_accepted_by_the_invited_email_only(world: 
 def test_revoked_and_expired_invitations_are_refused(world: World, database_url: str) -> None:
     username, invitee = _person(world)
     revoked = _invite(world["owner"], username, "user").json()
-    assert world["owner"].delete(f"/organizations/current/invitations/{revoked['id']}").status_code == 204
+    assert (
+        world["owner"].delete(f"/organizations/current/invitations/{revoked['id']}").status_code
+        == 204
+    )
     response = invitee.post(f"/organizations/invitations/{revoked['token']}/accept")
     assert (response.status_code, response.json()["error"]["code"]) == (410, "invitation_revoked")
 
@@ -114,17 +117,24 @@ def test_last_owner_can_neither_leave_nor_be_demoted_or_removed(world: World) ->
     _own_org(owner)
     me = owner.get("/auth/me").json()["id"]
     assert owner.post("/organizations/current/leave").status_code == 409
-    assert owner.put(f"/organizations/current/members/{me}", json={"role": "admin"}).status_code == 409
+    assert (
+        owner.put(f"/organizations/current/members/{me}", json={"role": "admin"}).status_code == 409
+    )
     assert owner.delete(f"/organizations/current/members/{me}").status_code == 409
 
     # With a second owner, the first may step down.
     second_name, second = _person(world)
     token = _invite(owner, second_name, "owner").json()["token"]
     assert second.post(f"/organizations/invitations/{token}/accept").status_code == 200
-    assert owner.put(f"/organizations/current/members/{me}", json={"role": "admin"}).status_code == 204
+    assert (
+        owner.put(f"/organizations/current/members/{me}", json={"role": "admin"}).status_code == 204
+    )
     second_id = second.get("/auth/me").json()["id"]
     # Now an admin, the first cannot touch the remaining owner.
-    assert owner.put(f"/organizations/current/members/{second_id}", json={"role": "user"}).status_code == 403
+    assert (
+        owner.put(f"/organizations/current/members/{second_id}", json={"role": "user"}).status_code
+        == 403
+    )
     assert owner.delete(f"/organizations/current/members/{second_id}").status_code == 403
     assert second.post("/organizations/current/leave").status_code == 409
 
@@ -133,13 +143,30 @@ def test_members_and_leaving(world: World) -> None:
     name, person = _person(world)
     token = _invite(world["owner"], name, "user").json()["token"]
     assert person.post(f"/organizations/invitations/{token}/accept").status_code == 200
-    members = {m["username"]: m["role"] for m in world["user"].get("/organizations/current/members").json()}
+    members = {
+        m["username"]: m["role"] for m in world["user"].get("/organizations/current/members").json()
+    }
     assert members[name] == "user" and members["admin"] == "owner"
     person_id = person.get("/auth/me").json()["id"]
     # An admin promotes up to admin, not to owner; a manager cannot manage members.
-    assert world["admin"].put(f"/organizations/current/members/{person_id}", json={"role": "owner"}).status_code == 403
-    assert world["manager"].put(f"/organizations/current/members/{person_id}", json={"role": "user"}).status_code == 403
-    assert world["admin"].put(f"/organizations/current/members/{person_id}", json={"role": "manager"}).status_code == 204
+    assert (
+        world["admin"]
+        .put(f"/organizations/current/members/{person_id}", json={"role": "owner"})
+        .status_code
+        == 403
+    )
+    assert (
+        world["manager"]
+        .put(f"/organizations/current/members/{person_id}", json={"role": "user"})
+        .status_code
+        == 403
+    )
+    assert (
+        world["admin"]
+        .put(f"/organizations/current/members/{person_id}", json={"role": "manager"})
+        .status_code
+        == 204
+    )
     assert person.get("/auth/me").json()["current_organization_role"] == "manager"
     assert person.post("/organizations/current/leave").status_code == 204
     me = person.get("/auth/me").json()

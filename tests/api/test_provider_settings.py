@@ -24,7 +24,9 @@ def _org_client(world: World) -> tuple[httpx.Client, str]:
     """A fresh organization owned by the platform admin, so tests do not share rows."""
     client = world.fresh_session("owner")
     org = client.post("/organizations", json={"name": f"Creds {uuid.uuid4().hex[:6]}"}).json()
-    assert client.put("/organizations/current", json={"organization_id": org["id"]}).status_code == 204
+    assert (
+        client.put("/organizations/current", json={"organization_id": org["id"]}).status_code == 204
+    )
     return client, org["id"]
 
 
@@ -52,7 +54,9 @@ def test_credentials_are_masked_and_encrypted(world: World, database_url: str) -
         assert SECRET not in text and ACCESS not in text and PROJECT not in text
     body = response.json()
     assert body["configured"] is True and body["values"]["secret_key"].endswith(SECRET[-4:])
-    assert {s["provider"]: s["configured"] for s in client.get("/providers/config-status").json()}["scaleway"]
+    assert {s["provider"]: s["configured"] for s in client.get("/providers/config-status").json()}[
+        "scaleway"
+    ]
 
     rows = asyncio.run(_raw_rows(database_url, org_id))
     assert {r["key"] for r in rows} == set(values)
@@ -60,13 +64,18 @@ def test_credentials_are_masked_and_encrypted(world: World, database_url: str) -
         assert values[row["key"]].encode() not in bytes(row["value_encrypted"])
 
     # Unknown fields are refused; a null removes a field.
-    assert client.put("/provider_settings/scaleway", json={"values": {"password": "x"}}).status_code == 422
+    assert (
+        client.put("/provider_settings/scaleway", json={"values": {"password": "x"}}).status_code
+        == 422
+    )
     removed = client.put("/provider_settings/scaleway", json={"values": {"project_id": None}})
     assert removed.json()["missing"] == ["project_id"]
     assert client.get("/provider_settings/nope").status_code == 404
     # Managers read, only owners and admins write; another organization sees nothing.
     assert world["manager"].get("/provider_settings/scaleway").status_code == 200
-    assert world["manager"].put("/provider_settings/scaleway", json={"values": {}}).status_code == 403
+    assert (
+        world["manager"].put("/provider_settings/scaleway", json={"values": {}}).status_code == 403
+    )
     assert world["other_owner"].get("/provider_settings/scaleway").json()["values"] == {}
 
 

@@ -18,7 +18,10 @@ def _new_user(world: World) -> str:
 
 def test_login_sets_a_protected_cookie_and_me_describes_the_workspace(world: World) -> None:
     client = world.api.client()
-    response = client.post("/auth/login", json={"email": "admin@inventiv.local", "password": "admin-password-for-tests"})
+    response = client.post(
+        "/auth/login",
+        json={"email": "admin@inventiv.local", "password": "admin-password-for-tests"},
+    )
     assert response.status_code == 200
     cookie = response.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "secure" not in cookie
@@ -31,7 +34,9 @@ def test_login_sets_a_protected_cookie_and_me_describes_the_workspace(world: Wor
 
 def test_wrong_user_and_wrong_password_look_the_same(world: World) -> None:
     client = world.api.client()
-    unknown = client.post("/auth/login", json={"username": "nobody-" + uuid.uuid4().hex, "password": "x"})
+    unknown = client.post(
+        "/auth/login", json={"username": "nobody-" + uuid.uuid4().hex, "password": "x"}
+    )
     wrong = client.post("/auth/login", json={"username": "admin", "password": "not-it"})
     assert unknown.status_code == wrong.status_code == 401
     assert unknown.json() == wrong.json()
@@ -66,14 +71,23 @@ def test_logout_kills_the_token_even_if_replayed(world: World) -> None:
 def test_password_change_revokes_other_sessions(world: World) -> None:
     username = _new_user(world)
     current, other = world.api.login(username), world.api.login(username)
-    wrong = current.put("/auth/me/password", json={"old_password": "nope", "new_password": "x" * 16})
+    wrong = current.put(
+        "/auth/me/password", json={"old_password": "nope", "new_password": "x" * 16}
+    )
     assert wrong.status_code == 400
     new_password = "a-brand-new-password"
-    changed = current.put("/auth/me/password", json={"old_password": PASSWORD, "new_password": new_password})
+    changed = current.put(
+        "/auth/me/password", json={"old_password": PASSWORD, "new_password": new_password}
+    )
     assert changed.status_code == 204
     assert current.get("/auth/me").status_code == 200
     assert other.get("/auth/me").status_code == 401
-    assert world.api.client().post("/auth/login", json={"username": username, "password": PASSWORD}).status_code == 401
+    assert (
+        world.api.client()
+        .post("/auth/login", json={"username": username, "password": PASSWORD})
+        .status_code
+        == 401
+    )
     world.api.login(username, new_password)
 
 
@@ -140,7 +154,9 @@ def test_cookie_writes_need_an_allowed_origin(world: World) -> None:
 
 def test_cross_site_login_is_refused(world: World) -> None:
     client = httpx.Client(base_url=world.api.base_url, headers={"Origin": "https://evil.example"})
-    response = client.post("/auth/login", json={"username": "admin", "password": "admin-password-for-tests"})
+    response = client.post(
+        "/auth/login", json={"username": "admin", "password": "admin-password-for-tests"}
+    )
     assert response.status_code == 403
 
 
@@ -161,7 +177,12 @@ def test_a_disabled_user_is_logged_out(world: World) -> None:
     user_id = client.get("/auth/me").json()["id"]
     assert world["owner"].put(f"/users/{user_id}", json={"is_active": False}).status_code == 200
     assert client.get("/auth/me").status_code == 401
-    assert world.api.client().post("/auth/login", json={"username": username, "password": PASSWORD}).status_code == 401
+    assert (
+        world.api.client()
+        .post("/auth/login", json={"username": username, "password": PASSWORD})
+        .status_code
+        == 401
+    )
 
 
 def test_live_api_fixture_is_shared(api: LiveApi, world: World) -> None:

@@ -51,25 +51,33 @@ class BodySizeLimit:
                     await self._reject(send)
                     return
         received = 0
-        started = False
+        exceeded = False
+        forwarded_start = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
+                    exceeded = True
                     raise _TooLarge
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
+        async def guarded_send(message: Message) -> None:
+            nonlocal forwarded_start
+            # Whatever the app answers to the interrupted read (frameworks turn it into
+            # a 400) is replaced by our 413.
+            if exceeded and not forwarded_start:
+                return
             if message["type"] == "http.response.start":
-                started = True
+                forwarded_start = True
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
-        except _TooLarge:
-            if not started:
-                await self._reject(send)
+            await self.app(scope, limited_receive, guarded_send)
+        except Exception:
+            if not exceeded:
+                raise
+        if exceeded and not forwarded_start:
+            await self._reject(send)

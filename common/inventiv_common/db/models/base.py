@@ -22,6 +22,10 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    # Server-side values (defaults, updated_at) come back with the INSERT/UPDATE through
+    # RETURNING, so reading them after a flush never needs another round trip, which
+    # async sessions cannot do implicitly.
+    __mapper_args__ = {"eager_defaults": True}
 
 
 uuid_pk = Annotated[

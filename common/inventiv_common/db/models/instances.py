@@ -99,7 +99,7 @@ class Instance(Base):
     terminated_at: Mapped[tstz | None]
     failed_at: Mapped[tstz | None]
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
 
 
 class InstanceVolume(Base):
