@@ -1,0 +1,566 @@
+"""`inventiv-mock-engine`: an OpenAI-compatible stand-in for vLLM, for dev, tests and
+benchmarks.
+
+Plain ASGI (no framework) so that it is never the bottleneck of a gateway benchmark.
+Token counts are deterministic: the prompt counts one token per whitespace-separated
+word (at least one), and a completion produces `max_tokens` tokens (16 by default),
+one word per token. Embeddings are unit vectors derived from a hash of the input.
+Serves vLLM's metric names on /metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import math
+import os
+import random
+import struct
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+VOCABULARY = [
+    "the",
+    "quick",
+    "brown",
+    "fox",
+    "jumps",
+    "over",
+    "lazy",
+    "dogs",
+    "while",
+    "models",
+    "serve",
+    "tokens",
+    "from",
+    "warm",
+    "gpus",
+    "and",
+    "every",
+    "request",
+    "is",
+    "counted",
+    "exactly",
+    "once",
+    "by",
+    "the",
+    "gateway",
+]
+DEFAULT_MAX_TOKENS = 16
+MAX_BODY = 4 * 1024 * 1024
+
+
+@dataclass
+class EngineOptions:
+    model: str = "inventiv/mock-echo"
+    api_key: str | None = None
+    startup_delay_s: float = 0.0
+    ttft_ms: float = 0.0
+    token_delay_ms: float = 0.0
+    error_rate: float = 0.0
+    embedding_dim: int = 384
+    seed: int = 0
+
+
+@dataclass
+class Counters:
+    running: int = 0
+    waiting: int = 0
+    prompt_tokens: int = 0
+    generation_tokens: int = 0
+    success: int = 0
+    errors: int = 0
+    by_status: dict[int, int] = field(default_factory=dict)
+
+
+def count_tokens(text: str) -> int:
+    return max(1, len(text.split()))
+
+
+def completion_words(prompt: str, n: int) -> list[str]:
+    start = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=4).digest(), "big")
+    return [VOCABULARY[(start + i) % len(VOCABULARY)] for i in range(n)]
+
+
+def embedding(text: str, dim: int) -> list[float]:
+    raw = b""
+    counter = 0
+    while len(raw) < dim * 4:
+        raw += hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        counter += 1
+    values = [v / 2**31 - 1.0 for v in struct.unpack(f">{dim}I", raw[: dim * 4])]
+    norm = math.sqrt(sum(v * v for v in values)) or 1.0
+    return [round(v / norm, 6) for v in values]
+
+
+def _chat_prompt(messages: Any) -> str:
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("messages must be a non-empty list")
+    parts = []
+    for message in messages:
+        if not isinstance(message, dict):
+            raise ValueError("each message must be an object")
+        content = message.get("content")
+        if isinstance(content, list):  # content parts
+            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+        parts.append(str(content or ""))
+    return " ".join(parts)
+
+
+class MockEngine:
+    def __init__(self, options: EngineOptions) -> None:
+        self.options = options
+        self.counters = Counters()
+        self.loaded_at = time.monotonic() + options.startup_delay_s
+        self.random = random.Random(options.seed)  # noqa: S311 - reproducible errors
+        self.created = int(time.time())
+
+    @property
+    def loaded(self) -> bool:
+        return time.monotonic() >= self.loaded_at
+
+    # -- ASGI -------------------------------------------------------------------
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        path, method = scope["path"], scope["method"]
+        if path == "/health":
+            await self._json(
+                send,
+                200 if self.loaded else 503,
+                {} if self.loaded else _err("loading", "model loading"),
+            )
+            return
+        if path == "/metrics":
+            await self._text(send, 200, self._metrics())
+            return
+        if path == "/version":
+            await self._json(send, 200, {"version": "mock-0.1", "engine": "inventiv-mock-engine"})
+            return
+        if not path.startswith("/v1/"):
+            await self._json(send, 404, _err("not_found", f"no route {path}"))
+            return
+        if not self._authorized(scope):
+            await self._json(
+                send,
+                401,
+                _err("invalid_api_key", "missing or wrong API key", "authentication_error"),
+            )
+            return
+        if not self.loaded:
+            await self._json(
+                send, 503, _err("model_loading", "the model is still loading", "server_error")
+            )
+            return
+        if path == "/v1/models" and method == "GET":
+            await self._json(send, 200, self._models())
+            return
+        handlers = {
+            "/v1/chat/completions": self._chat,
+            "/v1/completions": self._completions,
+            "/v1/embeddings": self._embeddings,
+        }
+        handler = handlers.get(path)
+        if handler is None or method != "POST":
+            await self._json(send, 404, _err("not_found", f"no route {method} {path}"))
+            return
+        try:
+            body = json.loads(await _read_body(receive))
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            await self._json(send, 400, _err("invalid_request_error", f"bad body: {exc}"))
+            return
+        if body.get("model") != self.options.model:
+            await self._json(
+                send,
+                404,
+                _err("model_not_found", f"model {body.get('model')!r} is not served here"),
+            )
+            return
+        if self.options.error_rate and self.random.random() < self.options.error_rate:
+            self.counters.errors += 1
+            await self._json(send, 500, _err("internal_error", "injected failure", "server_error"))
+            return
+        try:
+            await handler(body, send, receive)
+        except ValueError as exc:
+            await self._json(send, 400, _err("invalid_request_error", str(exc)))
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _authorized(self, scope: Scope) -> bool:
+        if not self.options.api_key:
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                return bool(value == f"Bearer {self.options.api_key}".encode())
+        return False
+
+    # -- endpoints --------------------------------------------------------------
+    def _models(self) -> dict[str, Any]:
+        return {
+            "object": "list",
+            "data": [
+                {
+                    "id": self.options.model,
+                    "object": "model",
+                    "created": self.created,
+                    "owned_by": "inventiv",
+                }
+            ],
+        }
+
+    async def _chat(self, body: dict[str, Any], send: Send, receive: Receive) -> None:
+        prompt = _chat_prompt(body.get("messages"))
+        await self._generate(body, prompt, send, receive, chat=True)
+
+    async def _completions(self, body: dict[str, Any], send: Send, receive: Receive) -> None:
+        prompt = body.get("prompt")
+        if isinstance(prompt, list):
+            prompt = " ".join(str(p) for p in prompt)
+        if not isinstance(prompt, str):
+            raise ValueError("prompt must be a string or a list of strings")
+        await self._generate(body, prompt, send, receive, chat=False)
+
+    async def _generate(
+        self, body: dict[str, Any], prompt: str, send: Send, receive: Receive, *, chat: bool
+    ) -> None:
+        max_tokens = body.get("max_tokens", body.get("max_completion_tokens", DEFAULT_MAX_TOKENS))
+        if not isinstance(max_tokens, int) or max_tokens < 1:
+            raise ValueError("max_tokens must be a positive integer")
+        prompt_tokens = count_tokens(prompt)
+        words = completion_words(prompt, max_tokens)
+        request_id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
+        self.counters.running += 1
+        self.counters.prompt_tokens += prompt_tokens
+        produced = 0
+        try:
+            if self.options.ttft_ms:
+                await asyncio.sleep(self.options.ttft_ms / 1000)
+            if body.get("stream"):
+                produced = await self._stream(
+                    body, request_id, words, prompt_tokens, send, receive, chat=chat
+                )
+            else:
+                if self.options.token_delay_ms:
+                    await asyncio.sleep(self.options.token_delay_ms * len(words) / 1000)
+                produced = len(words)
+                text = " ".join(words)
+                usage = _usage(prompt_tokens, produced)
+                choice: dict[str, Any] = (
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": "length",
+                    }
+                    if chat
+                    else {"index": 0, "text": text, "finish_reason": "length", "logprobs": None}
+                )
+                await self._json(
+                    send,
+                    200,
+                    {
+                        "id": request_id,
+                        "object": "chat.completion" if chat else "text_completion",
+                        "created": int(time.time()),
+                        "model": self.options.model,
+                        "choices": [choice],
+                        "usage": usage,
+                    },
+                )
+            self.counters.success += 1
+        finally:
+            self.counters.running -= 1
+            self.counters.generation_tokens += produced
+
+    async def _stream(
+        self,
+        body: dict[str, Any],
+        request_id: str,
+        words: list[str],
+        prompt_tokens: int,
+        send: Send,
+        receive: Receive,
+        *,
+        chat: bool,
+    ) -> int:
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        created = int(time.time())
+        obj = "chat.completion.chunk" if chat else "text_completion"
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    disconnected.set()
+                    return
+
+        watcher = asyncio.create_task(watch())
+        produced = 0
+        try:
+            for index, word in enumerate(words):
+                if disconnected.is_set():
+                    return produced
+                if self.options.token_delay_ms and index:
+                    await asyncio.sleep(self.options.token_delay_ms / 1000)
+                last = index == len(words) - 1
+                text = word if index == 0 else " " + word
+                choice: dict[str, Any] = (
+                    {
+                        "index": 0,
+                        "delta": ({"role": "assistant"} if index == 0 else {}) | {"content": text},
+                        "finish_reason": "length" if last else None,
+                    }
+                    if chat
+                    else {
+                        "index": 0,
+                        "text": text,
+                        "finish_reason": "length" if last else None,
+                        "logprobs": None,
+                    }
+                )
+                chunk = {
+                    "id": request_id,
+                    "object": obj,
+                    "created": created,
+                    "model": self.options.model,
+                    "choices": [choice],
+                }
+                if include_usage:
+                    chunk["usage"] = None
+                await _event(send, chunk)
+                produced += 1
+            if include_usage:
+                await _event(
+                    send,
+                    {
+                        "id": request_id,
+                        "object": obj,
+                        "created": created,
+                        "model": self.options.model,
+                        "choices": [],
+                        "usage": _usage(prompt_tokens, produced),
+                    },
+                )
+            await send(
+                {"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False}
+            )
+            return produced
+        finally:
+            watcher.cancel()
+
+    async def _embeddings(self, body: dict[str, Any], send: Send, receive: Receive) -> None:
+        inputs = body.get("input")
+        if isinstance(inputs, str):
+            inputs = [inputs]
+        if (
+            not isinstance(inputs, list)
+            or not inputs
+            or not all(isinstance(i, str) for i in inputs)
+        ):
+            raise ValueError("input must be a string or a non-empty list of strings")
+        tokens = sum(count_tokens(i) for i in inputs)
+        self.counters.prompt_tokens += tokens
+        data = [
+            {
+                "object": "embedding",
+                "index": i,
+                "embedding": embedding(text, self.options.embedding_dim),
+            }
+            for i, text in enumerate(inputs)
+        ]
+        await self._json(
+            send,
+            200,
+            {
+                "object": "list",
+                "data": data,
+                "model": self.options.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            },
+        )
+        self.counters.success += 1
+
+    def _metrics(self) -> str:
+        c, model = self.counters, self.options.model
+        label = f'{{model_name="{model}"}}'
+        return (
+            "# TYPE vllm:num_requests_running gauge\n"
+            f"vllm:num_requests_running{label} {c.running}\n"
+            "# TYPE vllm:num_requests_waiting gauge\n"
+            f"vllm:num_requests_waiting{label} {c.waiting}\n"
+            "# TYPE vllm:gpu_cache_usage_perc gauge\n"
+            f"vllm:gpu_cache_usage_perc{label} {min(1.0, c.running / 64):.4f}\n"
+            "# TYPE vllm:prompt_tokens_total counter\n"
+            f"vllm:prompt_tokens_total{label} {c.prompt_tokens}\n"
+            "# TYPE vllm:generation_tokens_total counter\n"
+            f"vllm:generation_tokens_total{label} {c.generation_tokens}\n"
+            "# TYPE vllm:request_success_total counter\n"
+            f"vllm:request_success_total{label} {c.success}\n"
+        )
+
+    # -- plumbing ---------------------------------------------------------------
+    async def _json(self, send: Send, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+    async def _text(self, send: Send, status: int, text: str) -> None:
+        body = text.encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"text/plain; version=0.0.4"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
+def _usage(prompt: int, completion: int) -> dict[str, int]:
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+
+
+def _err(code: str, message: str, kind: str = "invalid_request_error") -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "code": code, "param": None}}
+
+
+async def _event(send: Send, payload: dict[str, Any]) -> None:
+    data = b"data: " + json.dumps(payload, separators=(",", ":")).encode() + b"\n\n"
+    await send({"type": "http.response.body", "body": data, "more_body": True})
+
+
+async def _read_body(receive: Receive) -> bytes:
+    chunks = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ValueError("client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise ValueError("body too large")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[EngineOptions, str, int]:
+    env = os.environ.get
+    parser = argparse.ArgumentParser(
+        prog="inventiv-mock-engine", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--host", default=env("MOCK_ENGINE_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(env("MOCK_ENGINE_PORT", "8000")))
+    parser.add_argument("--model", default=env("MOCK_ENGINE_MODEL", "inventiv/mock-echo"))
+    parser.add_argument("--api-key", default=env("MOCK_ENGINE_API_KEY") or None)
+    parser.add_argument(
+        "--startup-delay",
+        type=float,
+        default=float(env("MOCK_ENGINE_STARTUP_DELAY_S", "0")),
+        help="seconds of simulated model loading",
+    )
+    parser.add_argument(
+        "--ttft-ms",
+        type=float,
+        default=float(env("MOCK_ENGINE_TTFT_MS", "0")),
+        help="time to first token",
+    )
+    parser.add_argument(
+        "--token-delay-ms",
+        type=float,
+        default=float(env("MOCK_ENGINE_TOKEN_DELAY_MS", "0")),
+        help="delay between tokens",
+    )
+    parser.add_argument(
+        "--error-rate",
+        type=float,
+        default=float(env("MOCK_ENGINE_ERROR_RATE", "0")),
+        help="share of requests answered 500, 0..1",
+    )
+    parser.add_argument(
+        "--embedding-dim", type=int, default=int(env("MOCK_ENGINE_EMBEDDING_DIM", "384"))
+    )
+    parser.add_argument("--seed", type=int, default=int(env("MOCK_ENGINE_SEED", "0")))
+    args = parser.parse_args(argv)
+    if not 0 <= args.error_rate <= 1:
+        parser.error("--error-rate must be between 0 and 1")
+    options = EngineOptions(
+        model=args.model,
+        api_key=args.api_key,
+        startup_delay_s=args.startup_delay,
+        ttft_ms=args.ttft_ms,
+        token_delay_ms=args.token_delay_ms,
+        error_rate=args.error_rate,
+        embedding_dim=args.embedding_dim,
+        seed=args.seed,
+    )
+    return options, args.host, args.port
+
+
+def main(argv: list[str] | None = None) -> None:
+    import uvicorn
+
+    options, host, port = parse_args(argv)
+    uvicorn.run(
+        MockEngine(options),
+        host=host,
+        port=port,
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=60,
+        server_header=False,
+        date_header=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
