@@ -46,7 +46,9 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# wrk is the load tool of the HTTP benchmarks; Debian packages it.
 bench: install
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench
 
 # Re-pin every dependency to what resolves today (review the diff before committing).

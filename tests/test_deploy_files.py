@@ -38,8 +38,18 @@ def settings_variables(cls: type[CommonSettings]) -> set[str]:
     }
 
 
+def worker_variables() -> set[str]:
+    """Every variable the worker agent and the mock engine read."""
+    names = set()
+    for module in ("config.py", "mock_engine.py"):
+        text = (ROOT / "worker" / "inventiv_worker" / module).read_text()
+        names |= set(re.findall(r'(?:_env|_secret|env)\("([A-Z][A-Z0-9_]+)"', text))
+    return names
+
+
 ALL_VARIABLES = (
-    settings_variables(ApiSettings)
+    worker_variables()
+    | settings_variables(ApiSettings)
     | settings_variables(OrchestratorSettings)
     | settings_variables(FinopsSettings)
     | OTHER_VARIABLES

@@ -175,8 +175,10 @@ class EngineSupervisor:
             )
             return
         self.state.model_loaded = True
+        await (
+            self._read_engine_facts()
+        )  # before the phase changes: the heartbeat it wakes carries them
         self._set_phase(Phase.ready, "engine serves the model")
-        await self._read_engine_facts()
 
     async def _read_engine_facts(self) -> None:
         with contextlib.suppress(httpx.HTTPError, ValueError):

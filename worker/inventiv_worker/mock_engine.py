@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 Scope = dict[str, Any]
@@ -91,7 +92,8 @@ def completion_words(prompt: str, n: int) -> list[str]:
     return [VOCABULARY[(start + i) % len(VOCABULARY)] for i in range(n)]
 
 
-def embedding(text: str, dim: int) -> list[float]:
+@lru_cache(maxsize=4096)
+def embedding(text: str, dim: int) -> tuple[float, ...]:
     raw = b""
     counter = 0
     while len(raw) < dim * 4:
@@ -99,7 +101,7 @@ def embedding(text: str, dim: int) -> list[float]:
         counter += 1
     values = [v / 2**31 - 1.0 for v in struct.unpack(f">{dim}I", raw[: dim * 4])]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
-    return [round(v / norm, 6) for v in values]
+    return tuple(round(v / norm, 6) for v in values)
 
 
 def _chat_prompt(messages: Any) -> str:
