@@ -94,3 +94,14 @@ async def test_stored_revision_of_an_unmigrated_database(empty_database_url: str
         assert await stored_revision(engine) is None
     finally:
         await engine.dispose()
+
+
+async def test_every_action_type_code_has_its_catalog_row(engine: object) -> None:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from inventiv_common import actions
+
+    assert isinstance(engine, AsyncEngine)
+    async with engine.connect() as conn:
+        codes = set((await conn.scalars(text("SELECT code FROM action_types"))).all())
+    assert actions.ALL and actions.ALL <= codes

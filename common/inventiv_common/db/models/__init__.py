@@ -27,6 +27,7 @@ from inventiv_common.db.models.identity import (
     WorkerAuthToken,
 )
 from inventiv_common.db.models.instances import ActionLog, ActionType, Instance, InstanceVolume
+from inventiv_common.db.models.mock_provider import MockServer, MockVolume
 from inventiv_common.db.models.observability import (
     GpuSample,
     InstanceRequestMetrics,
@@ -49,6 +50,8 @@ __all__ = [
     "InstanceType",
     "InstanceTypeZone",
     "InstanceVolume",
+    "MockServer",
+    "MockVolume",
     "Model",
     "Organization",
     "OrganizationInvitation",

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     SmallInteger,
     String,
     Text,
@@ -54,6 +55,10 @@ class Instance(Base):
 
     status: Mapped[str] = mapped_column(String(32), server_default=text("'provisioning'"))
     progress_percent: Mapped[int] = mapped_column(SmallInteger, server_default=text("0"))
+    # Completed lifecycle steps, in order: [{"step": ..., "at": ...}].
+    progress_steps: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
     error_code: Mapped[str | None] = mapped_column(String(100))
     error_message: Mapped[str | None] = mapped_column(Text)
 
@@ -64,6 +69,11 @@ class Instance(Base):
         JSONB, server_default=text("'{}'::jsonb")
     )
     ip_address: Mapped[str | None] = mapped_column(String(64))
+    # The worker proves who it is at registration with this one-time secret (hashed).
+    bootstrap_secret_hash: Mapped[str | None] = mapped_column(String(128))
+    # The key the engine demands, sealed by the application (the gateway adds it).
+    engine_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    engine_key_id: Mapped[str | None] = mapped_column(String(64))
 
     # Served traffic only when both are on: technical (owner/admin), economic (owner/manager).
     technical_activation: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))

@@ -1,0 +1,1 @@
+"""Cloud providers behind one interface; implementations are picked by code."""

@@ -1,0 +1,93 @@
+"""The interface every provider implements, and the values it trades in.
+
+Rules every implementation keeps: `create` is idempotent (our instance id is the
+server's name, so a retried create finds the server it already made); `terminate` of
+a server that is already gone succeeds; nothing here touches the `instances` table,
+which only the orchestrator's lifecycle code changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Protocol
+
+
+class ProviderError(Exception):
+    """A provider call failed. `retryable` says whether trying again may help."""
+
+    def __init__(
+        self, message: str, *, retryable: bool = True, code: str = "provider_error"
+    ) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What to create: one server running the worker agent beside an engine."""
+
+    name: str  # our instance id
+    zone: str
+    instance_type: str
+    model: str  # the id the engine serves (e.g. a Hugging Face repo id)
+    control_plane_url: str
+    bootstrap_secret: str
+    engine_key: str
+    heartbeat_interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class ProviderServer:
+    provider_id: str
+    name: str
+    status: str  # starting | running | stopped | deleted
+    zone: str
+    ip_address: str | None = None
+    health_port: int | None = None
+    engine_port: int | None = None
+    details: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
+
+
+@dataclass(frozen=True)
+class ProviderVolume:
+    provider_id: str
+    name: str
+    zone: str
+    size_gb: int
+    server_id: str | None
+    volume_type: str = "b_ssd"
+
+
+@dataclass(frozen=True)
+class CatalogType:
+    code: str
+    hourly_price_eur: Decimal
+    zones: tuple[str, ...]
+
+
+class CloudProvider(Protocol):
+    code: str
+
+    async def create(self, spec: ServerSpec) -> ProviderServer: ...
+
+    async def get(self, provider_id: str) -> ProviderServer | None: ...
+
+    async def find_by_name(self, name: str) -> ProviderServer | None: ...
+
+    async def terminate(self, provider_id: str) -> None: ...
+
+    async def list_servers(self) -> list[ProviderServer]: ...
+
+    async def list_volumes(self) -> list[ProviderVolume]: ...
+
+    async def delete_volume(self, provider_id: str) -> None: ...
+
+    async def sync_catalog(self) -> list[CatalogType]: ...
+
+    async def check_credentials(self) -> bool: ...

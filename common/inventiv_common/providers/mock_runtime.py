@@ -1,0 +1,164 @@
+"""Runtimes behind mock servers.
+
+`ProcessRuntime` starts, for each server, a real worker agent that itself runs a real
+mock engine, as local processes on free loopback ports. They run in their own session
+(like a VM outlives the control plane), so an orchestrator that crashes and restarts
+finds its servers still there. `SimulatedRuntime` starts nothing: for benchmarks of
+the control plane alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import psutil
+
+from inventiv_common.providers.base import ServerSpec
+
+STOP_GRACE_S = 20.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Runtime(Protocol):
+    name: str
+
+    def start(self, server_id: str, spec: ServerSpec) -> dict[str, Any]: ...
+
+    def alive(self, details: dict[str, Any]) -> bool: ...
+
+    def stop(self, details: dict[str, Any]) -> None: ...
+
+
+class ProcessRuntime:
+    name = "process"
+
+    def __init__(
+        self, home: Path, *, engine_startup_delay_s: float = 0.0, engine_flags: str = ""
+    ) -> None:
+        self.home = home
+        self.engine_startup_delay_s = engine_startup_delay_s
+        self.engine_flags = engine_flags
+
+    def start(self, server_id: str, spec: ServerSpec) -> dict[str, Any]:
+        state_dir = self.home / "runtimes" / server_id
+        state_dir.mkdir(parents=True, exist_ok=True)
+        health_port, engine_port = free_port(), free_port()
+        engine = [
+            sys.executable,
+            "-m",
+            "inventiv_worker.mock_engine",
+            "--port",
+            str(engine_port),
+            "--model",
+            spec.model,
+            "--startup-delay",
+            str(self.engine_startup_delay_s),
+            *shlex.split(self.engine_flags),
+        ]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "INSTANCE_ID": spec.name,
+            "WORKER_ID": server_id,
+            "MODEL_ID": spec.model,
+            "CONTROL_PLANE_URL": spec.control_plane_url,
+            "WORKER_BOOTSTRAP_SECRET": spec.bootstrap_secret,
+            "ENGINE_API_KEY": spec.engine_key,
+            "ENGINE_COMMAND": shlex.join(engine),
+            "ENGINE_URL": f"http://127.0.0.1:{engine_port}",
+            "WORKER_HOST": "127.0.0.1",
+            "WORKER_PORT": str(health_port),
+            "WORKER_STATE_DIR": str(state_dir),
+            "HEARTBEAT_INTERVAL_S": str(spec.heartbeat_interval_s),
+            "PROBE_INTERVAL_S": "0.5",
+        }
+        log = (state_dir / "agent.log").open("ab")
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "inventiv_worker.agent"],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # survives the orchestrator, like a VM would
+            )
+        finally:
+            log.close()
+        return {
+            "runtime": self.name,
+            "server_id": server_id,
+            "agent_pid": process.pid,
+            "health_port": health_port,
+            "engine_port": engine_port,
+            "state_dir": str(state_dir),
+        }
+
+    def _process(self, details: dict[str, Any]) -> psutil.Process | None:
+        pid = details.get("agent_pid")
+        if not isinstance(pid, int):
+            return None
+        try:
+            process = psutil.Process(pid)
+            # A recycled pid belongs to someone else: only ours carries the server id.
+            if process.environ().get("WORKER_ID") != details.get("server_id"):
+                return None
+            return process if process.status() != psutil.STATUS_ZOMBIE else None
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+
+    def alive(self, details: dict[str, Any]) -> bool:
+        return self._process(details) is not None
+
+    def stop(self, details: dict[str, Any]) -> None:
+        process = self._process(details)
+        if process is None:
+            return
+        group = os.getpgid(process.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGTERM)  # the agent drains, then stops its engine
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline and _group_alive(group):
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess, ChildProcessError):
+            process.wait(timeout=1)
+
+
+def _group_alive(group: int) -> bool:
+    for process in psutil.process_iter(["pid"]):
+        with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+            if (
+                os.getpgid(process.info["pid"]) == group
+                and process.status() != psutil.STATUS_ZOMBIE
+            ):
+                return True
+    return False
+
+
+class SimulatedRuntime:
+    """No process at all; the server is "running" as soon as it exists."""
+
+    name = "simulated"
+
+    def start(self, server_id: str, spec: ServerSpec) -> dict[str, Any]:
+        return {"runtime": self.name}
+
+    def alive(self, details: dict[str, Any]) -> bool:
+        return True
+
+    def stop(self, details: dict[str, Any]) -> None:
+        return None
