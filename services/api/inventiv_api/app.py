@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 from fastapi import Depends, FastAPI
 
+from inventiv_api.action_logs.router import router as action_logs_router
 from inventiv_api.api_keys.router import router as api_keys_router
 from inventiv_api.audit.router import router as audit_router
 from inventiv_api.auth.router import router as auth_router
 from inventiv_api.bootstrap_credentials import seed_default_credentials
+from inventiv_api.deployments.router import router as deployments_router
 from inventiv_api.errors import install_error_handlers
 from inventiv_api.identity.bootstrap import bootstrap_admin
 from inventiv_api.middleware import BodySizeLimit
@@ -18,6 +21,7 @@ from inventiv_api.provider_settings.router import router as provider_settings_ro
 from inventiv_api.resources.router import router as resources_router
 from inventiv_api.settings import ApiSettings, get_settings
 from inventiv_api.users.router import router as users_router
+from inventiv_api.worker_proxy import router as worker_proxy_router
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
 from inventiv_common.version import version_info
@@ -33,6 +37,9 @@ ROUTERS = (
     provider_settings_router,
     audit_router,
     resources_router,
+    deployments_router,
+    action_logs_router,
+    worker_proxy_router,
 )
 
 
@@ -43,6 +50,11 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def seed_catalog(resources: ServiceResources) -> None:
         if settings.auto_seed_catalog:
             await apply_sql_file(resources.engine, default_catalog_seed_path())
+
+    async def open_http(resources: ServiceResources) -> None:
+        # One client for the process (worker proxy now, the gateway later).
+        app.state.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
+        resources.on_shutdown.append(app.state.http.aclose)
 
     async def bootstrap(resources: ServiceResources) -> None:
         async with resources.session_factory() as session:
@@ -65,7 +77,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         title="inventiv-api",
         description="Inventiv Agents public API and OpenAI-compatible gateway.",
         migrate_on_boot=settings.migrate_on_boot,
-        on_startup=[seed_catalog, bootstrap],
+        on_startup=[seed_catalog, bootstrap, open_http],
         docs=True,
     )
     app.state.api_settings = settings

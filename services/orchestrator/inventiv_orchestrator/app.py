@@ -1,30 +1,99 @@
-"""The orchestrator's app factory."""
+"""The orchestrator's app factory: worker endpoints, command handlers, lifecycle loops."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
+import httpx
 from fastapi import Depends, FastAPI, Request
 
-from inventiv_common.bus import ORCHESTRATOR_CHANNEL
+from inventiv_common.bus import (
+    CMD_PROVISION,
+    CMD_RECONCILE,
+    CMD_SYNC_CATALOG,
+    CMD_TERMINATE,
+    ORCHESTRATOR_CHANNEL,
+    Envelope,
+)
+from inventiv_common.crypto import KeyRing
 from inventiv_common.dispatch import BusConsumer, Dispatcher
 from inventiv_common.version import version_info
-from inventiv_common.web import build_service_app, check_readiness, public_route, resources_of
+from inventiv_common.web import (
+    ServiceResources,
+    build_service_app,
+    check_readiness,
+    public_route,
+    resources_of,
+)
+from inventiv_orchestrator.context import Context, build_providers
+from inventiv_orchestrator.loops.base import Loop
+from inventiv_orchestrator.loops.health import HealthLoop
+from inventiv_orchestrator.loops.provisioning import ProvisioningLoop
+from inventiv_orchestrator.loops.terminator import TerminatorLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
+from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
+from inventiv_orchestrator.workers.router import router as workers_router
+from inventiv_orchestrator.workers.service import TokenCache
 
 
 def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     dispatcher = Dispatcher()
     consumer = BusConsumer([ORCHESTRATOR_CHANNEL], dispatcher)
+    heartbeats = HeartbeatBuffer()
+    loops: dict[str, Loop] = {}
+    stop = asyncio.Event()
+
+    async def start_lifecycle(resources: ServiceResources) -> None:
+        ctx = Context(
+            settings=settings,
+            session_factory=resources.session_factory,
+            bus=resources.bus,
+            keyring=KeyRing(settings.secret("provider_settings_key")),
+            providers=build_providers(settings, resources.session_factory),
+            http=httpx.AsyncClient(),
+        )
+        app.state.ctx = ctx
+        loops.update(
+            provisioning=ProvisioningLoop(ctx),
+            health=HealthLoop(ctx),
+            terminator=TerminatorLoop(ctx),
+        )
+
+        def waking(*names: str):
+            async def handler(_envelope: Envelope) -> None:
+                for name in names:
+                    loops[name].wake()
+
+            return handler
+
+        # A command only wakes the loop that owns the work: the loop finds it in the
+        # database, so a lost command delays it by one interval at most.
+        dispatcher.register(CMD_PROVISION, waking("provisioning"))
+        dispatcher.register(CMD_TERMINATE, waking("terminator"))
+        dispatcher.register(CMD_RECONCILE, waking("provisioning", "health", "terminator"))
+        dispatcher.register(CMD_SYNC_CATALOG, waking("health"))
+        for name, loop in loops.items():
+            resources.spawn(loop.run(stop), name=f"loop:{name}")
+        resources.spawn(
+            heartbeats.run(resources.session_factory, settings.heartbeat_flush_interval_s, stop),
+            name="heartbeat-writer",
+        )
+        await consumer.start(resources)
+
     app = build_service_app(
         settings,
         title="inventiv-orchestrator",
         description="Inventiv Agents control plane: commands, lifecycle loops, workers.",
         migrate_on_boot=settings.migrate_on_boot,
-        on_startup=[consumer.start],
+        on_startup=[start_lifecycle],
     )
     app.state.dispatcher = dispatcher
+    app.state.heartbeats = heartbeats
+    app.state.token_cache = TokenCache()
+    app.state.loops = loops
+    app.include_router(workers_router)
 
     # The orchestrator's port is internal (compose network, loopback in dev).
     @app.get(
@@ -41,6 +110,8 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
             "uptime_s": round(time.time() - resources.started_at, 1),
             "dependencies": await check_readiness(resources),
             "bus": consumer.status(),
+            "loops": {name: loop.status() for name, loop in loops.items()},
+            "heartbeats": {"flushes": heartbeats.flushes, "rows_written": heartbeats.rows_written},
         }
 
     return app

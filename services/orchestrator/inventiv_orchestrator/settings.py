@@ -22,6 +22,43 @@ class OrchestratorSettings(CommonSettings):
 
     port: int = Field(default=8001, ge=1, le=65535, validation_alias="ORCHESTRATOR_PORT")
     migrate_on_boot: bool = Field(default=True, validation_alias="MIGRATE_ON_BOOT")
+    # How often each lifecycle loop sweeps PostgreSQL for work a lost message left behind.
+    loop_interval_s: float = Field(default=2.0, gt=0, validation_alias="LOOP_INTERVAL_S")
+    provision_max_attempts: int = Field(default=5, ge=1, validation_alias="PROVISION_MAX_ATTEMPTS")
+    provision_retry_base_s: float = Field(
+        default=2.0, gt=0, validation_alias="PROVISION_RETRY_BASE_S"
+    )
+    # An instance not ready this long after its request is failed.
+    boot_timeout_s: float = Field(default=1800.0, gt=0, validation_alias="BOOT_TIMEOUT_S")
+    # Workers reach the control plane here (the api proxies /internal/worker/*).
+    worker_control_plane_url: str = Field(
+        default="http://127.0.0.1:8003", validation_alias="WORKER_CONTROL_PLANE_URL"
+    )
+    worker_heartbeat_interval_s: float = Field(
+        default=10.0, gt=0, validation_alias="WORKER_HEARTBEAT_INTERVAL_S"
+    )
+    # Missed heartbeats (in intervals) before a ready instance is unhealthy.
+    worker_heartbeat_misses: int = Field(
+        default=3, ge=1, validation_alias="WORKER_HEARTBEAT_MISSES"
+    )
+    # Refuse registration of an agent whose checksum is not the expected one.
+    refuse_agent_mismatch: bool = Field(default=False, validation_alias="REFUSE_AGENT_MISMATCH")
+    expected_agent_checksum: str | None = Field(
+        default=None, validation_alias="EXPECTED_AGENT_CHECKSUM"
+    )
+    heartbeat_flush_interval_s: float = Field(
+        default=1.0, gt=0, validation_alias="HEARTBEAT_FLUSH_INTERVAL_S"
+    )
+    # Mock provider: `process` runs an agent and a mock engine per instance; `simulated`
+    # runs nothing (control-plane benchmarks).
+    mock_runtime: str = Field(
+        default="process", pattern="^(process|simulated)$", validation_alias="MOCK_RUNTIME"
+    )
+    mock_engine_startup_delay_s: float = Field(
+        default=1.0, ge=0, validation_alias="MOCK_ENGINE_STARTUP_DELAY_S"
+    )
+    mock_fail_creates: int = Field(default=0, ge=0, validation_alias="MOCK_FAIL_CREATES")
+    inventiv_home: str = Field(default=".inventiv", validation_alias="INVENTIV_HOME")
 
 
 @lru_cache

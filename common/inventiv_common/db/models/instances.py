@@ -69,11 +69,13 @@ class Instance(Base):
         JSONB, server_default=text("'{}'::jsonb")
     )
     ip_address: Mapped[str | None] = mapped_column(String(64))
-    # The worker proves who it is at registration with this one-time secret (hashed).
+    # The worker proves who it is at registration with a per-instance secret: checked
+    # against its hash, and kept sealed (like the engine key the gateway adds to every
+    # upstream call) so a retried create hands the provider the same values.
     bootstrap_secret_hash: Mapped[str | None] = mapped_column(String(128))
-    # The key the engine demands, sealed by the application (the gateway adds it).
+    bootstrap_secret_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     engine_key_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
-    engine_key_id: Mapped[str | None] = mapped_column(String(64))
+    secrets_key_id: Mapped[str | None] = mapped_column(String(64))
 
     # Served traffic only when both are on: technical (owner/admin), economic (owner/manager).
     technical_activation: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))

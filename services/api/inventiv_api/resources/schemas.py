@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, computed_field
 
@@ -50,13 +51,20 @@ class InstanceOut(_Activated):
     model_id: uuid.UUID | None
     status: str
     progress_percent: int
+    progress_steps: list[dict[str, Any]]
     error_code: str | None
     error_message: str | None
     provider_instance_id: str | None
     ip_address: str | None
     worker_status: str | None
+    worker_phase: str | None
     worker_last_heartbeat: datetime | None
+    worker_agent_version: str | None
+    worker_version_mismatch: bool
     is_archived: bool
+    terminate_requested_at: datetime | None
+    ready_at: datetime | None
+    terminated_at: datetime | None
     created_at: datetime
     updated_at: datetime
 

@@ -1,0 +1,143 @@
+"""The one function that changes an instance's state.
+
+It validates the move against the transition table, records the step and progress,
+writes the action log and queues the live event, all in the caller's transaction.
+The instance's `version` column makes the UPDATE conditional: if another process
+changed the row meanwhile, the flush raises StaleDataError and nothing is written.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventiv_common import actions
+from inventiv_common.bus import Envelope, publish_after_commit
+from inventiv_common.db.models import ActionLog, Instance
+from inventiv_common.lifecycle import InstanceStatus, can_transition
+
+S = InstanceStatus
+INSTANCE_CHANGED = "EVT:INSTANCE_STATUS_CHANGED"
+
+# Progress comes from completed steps, never from the status alone.
+STEP_PROGRESS = {
+    "request_accepted": 0,
+    "provider_create": 20,
+    "provider_running": 30,
+    "worker_reachable": 45,
+    "agent_registered": 55,
+    "engine_started": 70,
+    "model_loading": 85,
+    "ready": 100,
+}
+
+
+class TransitionError(Exception):
+    pass
+
+
+def record_step(instance: Instance, step: str, now: datetime | None = None) -> bool:
+    """Mark a step done (once); returns True when it is new."""
+    if any(entry.get("step") == step for entry in instance.progress_steps or []):
+        return False
+    at = (now or datetime.now(UTC)).isoformat()
+    # A new list, so the ORM sees the JSONB column change.
+    instance.progress_steps = [*(instance.progress_steps or []), {"step": step, "at": at}]
+    instance.progress_percent = max(instance.progress_percent or 0, STEP_PROGRESS[step])
+    return True
+
+
+def log_action(
+    session: AsyncSession,
+    instance: Instance | None,
+    action_type: str,
+    *,
+    component: str,
+    status: str = "success",
+    details: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    correlation_id: str | None = None,
+    user_id: Any = None,
+    organization_id: Any = None,
+) -> ActionLog:
+    entry = ActionLog(
+        action_type=action_type,
+        component=component,
+        status=status,
+        instance_id=instance.id if instance else None,
+        organization_id=instance.organization_id if instance else organization_id,
+        user_id=user_id,
+        correlation_id=correlation_id,
+        details=details,
+        error_code=error_code,
+        error_message=error_message,
+        completed_at=datetime.now(UTC) if status != "in_progress" else None,
+    )
+    session.add(entry)
+    return entry
+
+
+async def transition(
+    session: AsyncSession,
+    instance: Instance,
+    target: InstanceStatus,
+    *,
+    reason: str,
+    step: str | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    correlation_id: str | None = None,
+    component: str = "orchestrator",
+) -> ActionLog:
+    current = S(instance.status)
+    if not can_transition(current, target):
+        raise TransitionError(f"{current.value} -> {target.value} is not allowed")
+    now = datetime.now(UTC)
+    instance.status = target.value
+    if step is not None:
+        record_step(instance, step, now)
+    if target is S.ready:
+        instance.ready_at = instance.ready_at or now
+        instance.error_code = instance.error_message = None
+    elif target is S.failed:
+        instance.failed_at = now
+        instance.error_code, instance.error_message = (
+            error_code or "failed",
+            error_message or reason,
+        )
+    elif target is S.terminating:
+        instance.terminate_requested_at = instance.terminate_requested_at or now
+    elif target is S.terminated:
+        instance.terminated_at = now
+    instance.last_processed_at = now
+    entry = log_action(
+        session,
+        instance,
+        actions.STATUS_CHANGED,
+        component=component,
+        status="failed" if target is S.failed else "success",
+        details={"reason": reason, **({"step": step} if step else {})},
+        error_code=error_code,
+        error_message=error_message,
+        correlation_id=correlation_id,
+    )
+    entry.instance_status_before, entry.instance_status_after = current.value, target.value
+    publish_after_commit(
+        session,
+        Envelope(
+            type=INSTANCE_CHANGED,
+            organization_id=instance.organization_id,
+            correlation_id=correlation_id,
+            payload={
+                "instance_id": str(instance.id),
+                "from": current.value,
+                "to": target.value,
+                "progress": instance.progress_percent,
+            },
+        ),
+    )
+    await session.flush()
+    return entry

@@ -1,0 +1,1 @@
+"""The action log of the workspace's instances, and the action type catalog."""

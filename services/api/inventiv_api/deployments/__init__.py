@@ -1,0 +1,1 @@
+"""Deployments: asking for an instance, terminating and archiving it."""

@@ -1,0 +1,145 @@
+"""Creating, terminating and archiving instances. Nothing commits; commands are queued
+to go out after the route's commit."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventiv_api.errors import ApiError, conflict, not_found
+from inventiv_api.organizations.service import current_org_id
+from inventiv_api.resources.service import get_instance, get_model
+from inventiv_api.security.principal import Principal
+from inventiv_common import actions
+from inventiv_common.bus import CMD_PROVISION, CMD_TERMINATE, Envelope, publish_after_commit
+from inventiv_common.db.models import Instance, InstanceType, InstanceTypeZone, Region, Zone
+from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
+from inventiv_common.transitions import log_action, record_step
+
+
+async def create(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    instance_type_id: uuid.UUID,
+    zone_id: uuid.UUID,
+    model_id: uuid.UUID,
+    correlation_id: str | None,
+) -> Instance:
+    org_id = current_org_id(principal)
+    offer = (
+        await session.execute(
+            select(InstanceType, Zone, Region)
+            .join(InstanceTypeZone, InstanceTypeZone.instance_type_id == InstanceType.id)
+            .join(Zone, Zone.id == InstanceTypeZone.zone_id)
+            .join(Region, Region.id == Zone.region_id)
+            .where(InstanceType.id == instance_type_id, Zone.id == zone_id)
+        )
+    ).one_or_none()
+    if offer is None:
+        known_type = await session.get(InstanceType, instance_type_id)
+        known_zone = await session.get(Zone, zone_id)
+        if known_type is None:
+            raise not_found("instance type")
+        if known_zone is None:
+            raise not_found("zone")
+        raise ApiError(
+            422, "type_not_offered", f"{known_type.code} is not offered in {known_zone.code}"
+        )
+    instance_type, zone, region = offer
+    if region.provider_id != instance_type.provider_id:
+        raise ApiError(
+            422, "type_not_offered", "the zone and the type belong to different providers"
+        )
+    if not (instance_type.is_active and zone.is_active):
+        raise ApiError(422, "not_available", "this type or zone is switched off")
+    model = await get_model(session=session, principal=principal, model_id=model_id)
+    if not (model.is_active and model.technical_activation and model.economic_activation):
+        raise ApiError(422, "model_not_activated", f"model {model.model_id} is not activated")
+    instance = Instance(
+        id=uuid.uuid4(),
+        organization_id=org_id,
+        created_by_user_id=principal.user_id,
+        provider_id=instance_type.provider_id,
+        zone_id=zone.id,
+        instance_type_id=instance_type.id,
+        model_id=model.id,
+        status=InstanceStatus.provisioning.value,
+        progress_percent=0,
+        progress_steps=[],
+    )
+    record_step(instance, "request_accepted")
+    session.add(instance)
+    await session.flush()
+    log_action(
+        session,
+        instance,
+        actions.DEPLOYMENT_REQUESTED,
+        component="api",
+        user_id=principal.user_id,
+        correlation_id=correlation_id,
+        details={"type": instance_type.code, "zone": zone.code, "model": model.model_id},
+    )
+    publish_after_commit(
+        session,
+        Envelope(
+            type=CMD_PROVISION,
+            organization_id=org_id,
+            correlation_id=correlation_id,
+            payload={"instance_id": str(instance.id)},
+        ),
+    )
+    return instance
+
+
+async def request_termination(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    instance_id: uuid.UUID,
+    correlation_id: str | None,
+) -> Instance:
+    instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
+    if instance.status == InstanceStatus.terminated.value:
+        return instance  # already gone: asking again changes nothing
+    if instance.terminate_requested_at is None:
+        # The orchestrator owns state changes: it moves the instance to terminating.
+        instance.terminate_requested_at = datetime.now(UTC)
+        log_action(
+            session,
+            instance,
+            actions.TERMINATE_REQUESTED,
+            component="api",
+            user_id=principal.user_id,
+            correlation_id=correlation_id,
+        )
+    publish_after_commit(
+        session,
+        Envelope(
+            type=CMD_TERMINATE,
+            organization_id=instance.organization_id,
+            correlation_id=correlation_id,
+            payload={"instance_id": str(instance.id)},
+        ),
+    )
+    await session.flush()
+    return instance
+
+
+async def archive(
+    *, session: AsyncSession, principal: Principal, instance_id: uuid.UUID
+) -> Instance:
+    instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
+    if InstanceStatus(instance.status) not in ARCHIVABLE_STATES:
+        raise conflict(
+            "not_archivable",
+            f"only terminated or failed instances can be archived, not {instance.status}",
+        )
+    if not instance.is_archived:
+        instance.is_archived, instance.archived_at = True, datetime.now(UTC)
+        log_action(session, instance, actions.ARCHIVED, component="api", user_id=principal.user_id)
+        await session.flush()
+    return instance

@@ -1,0 +1,47 @@
+"""What the orchestrator's loops and handlers share in one process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from inventiv_common.bus import EventBus
+from inventiv_common.crypto import KeyRing
+from inventiv_common.providers.base import CloudProvider
+from inventiv_common.providers.mock import MockProvider
+from inventiv_common.providers.mock_runtime import ProcessRuntime, SimulatedRuntime
+from inventiv_orchestrator.settings import OrchestratorSettings
+
+
+@dataclass
+class Context:
+    settings: OrchestratorSettings
+    session_factory: async_sessionmaker[AsyncSession]
+    bus: EventBus
+    keyring: KeyRing
+    providers: dict[str, CloudProvider]
+    http: httpx.AsyncClient
+
+    def provider(self, code: str) -> CloudProvider:
+        provider = self.providers.get(code)
+        if provider is None:
+            raise KeyError(f"no provider {code!r} is configured in this orchestrator")
+        return provider
+
+
+def build_providers(
+    settings: OrchestratorSettings, session_factory: async_sessionmaker[AsyncSession]
+) -> dict[str, CloudProvider]:
+    runtime = (
+        SimulatedRuntime()
+        if settings.mock_runtime == "simulated"
+        else ProcessRuntime(
+            Path(settings.inventiv_home).resolve(),
+            engine_startup_delay_s=settings.mock_engine_startup_delay_s,
+        )
+    )
+    mock = MockProvider(session_factory, runtime, fail_creates=settings.mock_fail_creates)
+    return {"mock": mock}

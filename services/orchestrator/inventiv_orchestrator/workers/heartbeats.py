@@ -1,0 +1,140 @@
+"""Heartbeats are absorbed in memory and written in batches.
+
+Each heartbeat replaces the previous one of its instance in the buffer; every flush
+writes one UPDATE for all instances and one INSERT per sample table, so thousands of
+workers cost a few statements a second, not one transaction per heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from inventiv_common.db.models import GpuSample, Instance, SystemSample
+
+log = logging.getLogger(__name__)
+MAX_PENDING_SAMPLES = 200_000
+SYSTEM_FIELDS = (
+    "cpu_pct",
+    "load_1m",
+    "memory_used_bytes",
+    "memory_total_bytes",
+    "disk_used_bytes",
+    "disk_total_bytes",
+    "net_rx_bytes",
+    "net_tx_bytes",
+)
+GPU_FIELDS = ("utilization_pct", "memory_used_mb", "memory_total_mb", "temperature_c", "power_w")
+
+
+@dataclass
+class HeartbeatBuffer:
+    latest: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    system_rows: list[dict[str, Any]] = field(default_factory=list)
+    gpu_rows: list[dict[str, Any]] = field(default_factory=list)
+    flushes: int = 0
+    rows_written: int = 0
+
+    def add(self, instance_id: uuid.UUID, beat: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        reported = beat.get("engine")
+        engine: dict[str, Any] = reported if isinstance(reported, dict) else {}
+        gpus = [g for g in beat.get("gpus") or [] if isinstance(g, dict)]
+        utilization = [
+            float(g["utilization_pct"])
+            for g in gpus
+            if isinstance(g.get("utilization_pct"), int | float)
+        ]
+        self.latest[instance_id] = {
+            "b_id": instance_id,
+            "worker_last_heartbeat": now,
+            "worker_phase": str(beat.get("phase"))[:32] if beat.get("phase") else None,
+            "worker_status": "healthy" if engine.get("healthy") else "registered",
+            "worker_queue_depth": int(engine.get("requests_waiting") or 0),
+            "worker_gpu_utilization": sum(utilization) / len(utilization) if utilization else None,
+            "worker_agent_version": str(beat.get("agent_version"))[:64]
+            if beat.get("agent_version")
+            else None,
+        }
+        if len(self.system_rows) + len(self.gpu_rows) > MAX_PENDING_SAMPLES:
+            return  # the database is behind: keep state, shed samples
+        system = beat.get("system")
+        if isinstance(system, dict):
+            self.system_rows.append(
+                {
+                    "instance_id": instance_id,
+                    "time": now,
+                    **{k: _num(system.get(k)) for k in SYSTEM_FIELDS},
+                }
+            )
+        for gpu in gpus:
+            index = gpu.get("gpu_index")
+            if isinstance(index, int):
+                self.gpu_rows.append(
+                    {
+                        "instance_id": instance_id,
+                        "gpu_index": index,
+                        "time": now,
+                        **{k: _num(gpu.get(k)) for k in GPU_FIELDS},
+                    }
+                )
+
+    async def flush(self, session_factory: async_sessionmaker[AsyncSession]) -> int:
+        if not self.latest and not self.system_rows and not self.gpu_rows:
+            return 0
+        latest, self.latest = list(self.latest.values()), {}
+        system, self.system_rows = self.system_rows, []
+        gpus, self.gpu_rows = self.gpu_rows, []
+        try:
+            async with session_factory() as session:
+                if latest:
+                    # Plain column UPDATE: heartbeats are facts, not state changes, so
+                    # they do not bump the instance's version.
+                    table = Instance.__table__
+                    assert isinstance(table, Table)
+                    await session.execute(
+                        update(table)
+                        .where(table.c.id == bindparam("b_id"))
+                        .values({k: bindparam(k) for k in latest[0] if k != "b_id"}),
+                        latest,
+                        execution_options={"synchronize_session": False},
+                    )
+                if system:
+                    await session.execute(insert(SystemSample), system)
+                if gpus:
+                    await session.execute(insert(GpuSample), gpus)
+                await session.commit()
+        except Exception:
+            log.exception("heartbeat flush failed; will retry")
+            # Keep what was not written; newer heartbeats win.
+            for row in latest:
+                self.latest.setdefault(row["b_id"], row)
+            self.system_rows[:0], self.gpu_rows[:0] = system, gpus
+            return 0
+        self.flushes += 1
+        written = len(latest) + len(system) + len(gpus)
+        self.rows_written += written
+        return written
+
+    async def run(
+        self,
+        session_factory: async_sessionmaker[AsyncSession],
+        interval_s: float,
+        stop: asyncio.Event,
+    ) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            await self.flush(session_factory)
+
+
+def _num(value: Any) -> float | int | None:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -1,0 +1,76 @@
+"""/internal/worker/register and /internal/worker/heartbeat (reached through the api)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from inventiv_common.web import public_route, resources_of
+from inventiv_orchestrator.workers import service
+
+# Workers authenticate with their own secrets, checked here, not with user sessions.
+router = APIRouter(
+    prefix="/internal/worker", tags=["workers"], dependencies=[Depends(public_route)]
+)
+MAX_HEARTBEAT_BYTES = 256 * 1024
+
+
+def _bearer(request: Request) -> str:
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise service.WorkerAuthError(401, "Authorization: Bearer <secret> required")
+    return credential.strip()
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if len(raw) > MAX_HEARTBEAT_BYTES:
+        raise service.WorkerAuthError(413, "body too large")
+    try:
+        import json
+
+        body = json.loads(raw)
+    except ValueError:
+        raise service.WorkerAuthError(400, "body must be JSON") from None
+    if not isinstance(body, dict):
+        raise service.WorkerAuthError(400, "body must be a JSON object")
+    return body
+
+
+def _error(exc: service.WorkerAuthError) -> JSONResponse:
+    return JSONResponse(
+        {"error": {"code": "worker_auth", "message": str(exc)}}, status_code=exc.status
+    )
+
+
+@router.post("/register")
+async def register(request: Request) -> JSONResponse:
+    ctx = request.app.state.ctx
+    try:
+        secret, body = _bearer(request), await _json_body(request)
+        async with resources_of(request).session_factory() as session:
+            token = await service.register(
+                session=session, settings=ctx.settings, bootstrap_secret=secret, body=body
+            )
+            await session.commit()
+    except service.WorkerAuthError as exc:
+        return _error(exc)
+    return JSONResponse(
+        {"token": token, "heartbeat_interval_s": ctx.settings.worker_heartbeat_interval_s}
+    )
+
+
+@router.post("/heartbeat")
+async def heartbeat(request: Request) -> JSONResponse:
+    try:
+        token, body = _bearer(request), await _json_body(request)
+        async with resources_of(request).session_factory() as session:
+            instance_id = await service.instance_for_token(
+                session=session, cache=request.app.state.token_cache, token=token
+            )
+    except service.WorkerAuthError as exc:
+        return _error(exc)
+    request.app.state.heartbeats.add(instance_id, body)
+    return JSONResponse({"ok": True})
