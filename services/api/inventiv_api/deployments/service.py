@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from typing import cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.errors import ApiError, conflict, not_found
@@ -18,6 +19,9 @@ from inventiv_common.bus import CMD_PROVISION, CMD_TERMINATE, Envelope, publish_
 from inventiv_common.db.models import Instance, InstanceType, InstanceTypeZone, Region, Zone
 from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
 from inventiv_common.transitions import log_action, record_step
+
+# Core table: updates through it leave the ORM's version counter to the orchestrator.
+INSTANCES = cast(Table, Instance.__table__)
 
 
 async def create(
@@ -105,9 +109,15 @@ async def request_termination(
     instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
     if instance.status == InstanceStatus.terminated.value:
         return instance  # already gone: asking again changes nothing
-    if instance.terminate_requested_at is None:
-        # The orchestrator owns state changes: it moves the instance to terminating.
-        instance.terminate_requested_at = datetime.now(UTC)
+    # The orchestrator owns state changes (it moves the instance to terminating); the
+    # api only raises the request flag, with a plain conditional UPDATE that cannot
+    # collide with the orchestrator's versioned writes.
+    flagged = await session.execute(
+        update(INSTANCES)
+        .where(INSTANCES.c.id == instance.id, INSTANCES.c.terminate_requested_at.is_(None))
+        .values(terminate_requested_at=datetime.now(UTC))
+    )
+    if flagged.rowcount:  # type: ignore[attr-defined]
         log_action(
             session,
             instance,
@@ -126,6 +136,7 @@ async def request_termination(
         ),
     )
     await session.flush()
+    await session.refresh(instance)
     return instance
 
 
@@ -139,7 +150,12 @@ async def archive(
             f"only terminated or failed instances can be archived, not {instance.status}",
         )
     if not instance.is_archived:
-        instance.is_archived, instance.archived_at = True, datetime.now(UTC)
+        await session.execute(
+            update(INSTANCES)
+            .where(INSTANCES.c.id == instance.id)
+            .values(is_archived=True, archived_at=datetime.now(UTC))
+        )
         log_action(session, instance, actions.ARCHIVED, component="api", user_id=principal.user_id)
         await session.flush()
+        await session.refresh(instance)
     return instance

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.errors import forbidden, not_found
@@ -87,6 +87,12 @@ async def set_instance_activation(
     active: bool,
 ) -> Instance:
     instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
-    setattr(instance, f"{kind}_activation", active)
-    await session.flush()
+    # A plain UPDATE: switching activations is not a lifecycle change and must not
+    # collide with the orchestrator's versioned writes of the same row.
+    table = Instance.__table__
+    assert isinstance(table, Table)
+    await session.execute(
+        update(table).where(table.c.id == instance.id).values({f"{kind}_activation": active})
+    )
+    await session.refresh(instance)
     return instance

@@ -1,0 +1,148 @@
+"""A real platform for lifecycle tests: api and orchestrator processes on one fresh
+database and the shared Redis, with mock instances running as real local processes."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+import pytest
+
+from tests.api.conftest import ADMIN_PASSWORD, LiveApi
+from tests.support import REDIS_URL, ServiceProcess, clean_env, free_port
+
+HEARTBEAT_S = 0.5
+
+
+@dataclass
+class Platform:
+    api: LiveApi
+    orchestrators: list[ServiceProcess]
+    admin: httpx.Client
+    env: dict[str, str]
+    home: Path
+    tmp: Path
+
+    def catalog(self) -> dict[str, str]:
+        """Ids of the mock type, zone and model to deploy."""
+        models = self.admin.get("/models").json()
+        model = next(m for m in models if m["model_id"] == "inventiv/mock-echo")
+        return {"model_id": model["id"], **self.mock_offer()}
+
+    def mock_offer(self) -> dict[str, str]:
+        import asyncio
+
+        import asyncpg
+
+        async def query() -> dict[str, str]:
+            conn = await asyncpg.connect(self.env["DATABASE_URL"])
+            row = await conn.fetchrow(
+                "SELECT t.id AS type_id, z.id AS zone_id FROM instance_types t "
+                "JOIN instance_type_zones tz ON tz.instance_type_id = t.id "
+                "JOIN zones z ON z.id = tz.zone_id WHERE t.code = 'MOCK-GPU-S'"
+            )
+            await conn.close()
+            return {"instance_type_id": str(row["type_id"]), "zone_id": str(row["zone_id"])}
+
+        return asyncio.run(query())
+
+    def deploy(self) -> dict[str, Any]:
+        response = self.admin.post("/deployments", json=self.catalog())
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def instance(self, instance_id: str) -> dict[str, Any]:
+        return self.admin.get(f"/instances/{instance_id}").json()
+
+    def wait_status(self, instance_id: str, status: str, timeout: float = 60.0) -> list[str]:
+        """Poll until the instance reaches `status`; returns the statuses seen."""
+        seen: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            current = self.instance(instance_id)["status"]
+            if not seen or seen[-1] != current:
+                seen.append(current)
+            if current == status:
+                return seen
+            time.sleep(0.1)
+        raise AssertionError(
+            f"{instance_id} never reached {status}; saw {seen}\n"
+            + "\n".join(o.output()[-3000:] for o in self.orchestrators)
+        )
+
+    def start_orchestrator(self, **extra: str) -> ServiceProcess:
+        port = free_port()
+        env = {**self.env, "ORCHESTRATOR_PORT": str(port), **extra}
+        process = ServiceProcess("inventiv_orchestrator", port, env, self.tmp / f"orch-{port}.log")
+        process.wait_ready()
+        self.orchestrators.append(process)
+        return process
+
+
+def runtime_processes(instance_id: str) -> list[psutil.Process]:
+    """Every local process of a mock instance's runtime (agent and engine)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.environ().get("INSTANCE_ID") == instance_id:
+                found.append(process)
+                found.extend(process.children(recursive=True))
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    unique = {p.pid: p for p in found}.values()
+    return [p for p in unique if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+@pytest.fixture
+def platform(empty_database_url: str, tmp_path: Path) -> Iterator[Platform]:
+    api_port, orch_port = free_port(), free_port()
+    home = tmp_path / "home"
+    env = clean_env(
+        DATABASE_URL=empty_database_url,
+        REDIS_URL=REDIS_URL,
+        REDIS_CHANNEL_PREFIX=f"test-{uuid.uuid4().hex[:8]}:",
+        INVENTIV_ENV="test",
+        INVENTIV_HOME=str(home),
+        DEFAULT_ADMIN_PASSWORD=ADMIN_PASSWORD,
+        AUTO_SEED_CATALOG="1",
+        ORCHESTRATOR_URL=f"http://127.0.0.1:{orch_port}",
+        WORKER_CONTROL_PLANE_URL=f"http://127.0.0.1:{api_port}",
+        WORKER_HEARTBEAT_INTERVAL_S=str(HEARTBEAT_S),
+        LOOP_INTERVAL_S="0.3",
+        MOCK_ENGINE_STARTUP_DELAY_S="1",
+        PROVISION_RETRY_BASE_S="0.2",
+        HEARTBEAT_FLUSH_INTERVAL_S="0.2",
+        LOGIN_RATE_LIMIT_PER_IP="100000",
+    )
+    api_process = ServiceProcess(
+        "inventiv_api", api_port, {**env, "API_PORT": str(api_port)}, tmp_path / "api.log"
+    )
+    api_process.wait_ready()
+    api = LiveApi(api_process.base_url, api_process)
+    orchestrator = ServiceProcess(
+        "inventiv_orchestrator",
+        orch_port,
+        {**env, "ORCHESTRATOR_PORT": str(orch_port)},
+        tmp_path / "orch.log",
+    )
+    orchestrator.wait_ready()
+    platform = Platform(
+        api, [orchestrator], api.login("admin", ADMIN_PASSWORD), env, home, tmp_path
+    )
+    yield platform
+    # Leave nothing running: terminate every mock runtime this test started.
+    for process in psutil.process_iter():
+        try:
+            if str(home) in process.environ().get("WORKER_STATE_DIR", ""):
+                process.kill()
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            continue
+    for process in platform.orchestrators:
+        process.stop()
+    api_process.stop()

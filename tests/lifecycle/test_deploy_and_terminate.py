@@ -1,0 +1,156 @@
+"""A deployment through the API becomes a ready worker serving the model, and goes away
+cleanly when deleted, every step in the action log."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+from tests.lifecycle.conftest import Platform, runtime_processes
+
+
+def test_deploy_watch_ready_then_terminate(platform: Platform) -> None:
+    created = platform.deploy()
+    instance_id = created["id"]
+    assert created["status"] == "provisioning" and created["progress_percent"] == 0
+
+    seen = platform.wait_status(instance_id, "ready")
+    order = ["provisioning", "booting", "installing", "starting", "ready"]
+    assert [s for s in order if s in seen] == seen, seen  # forward only, in order
+    ready = platform.instance(instance_id)
+    assert ready["progress_percent"] == 100
+    steps = [s["step"] for s in ready["progress_steps"]]
+    assert steps[0] == "request_accepted" and steps[-1] == "ready"
+    assert {"provider_create", "worker_reachable", "agent_registered", "engine_started"} <= set(
+        steps
+    )
+    assert ready["worker_phase"] == "ready" and ready["worker_last_heartbeat"]
+    assert ready["provider_instance_id"].startswith("mock-")
+    assert ready["worker_version_mismatch"] is False
+    processes = runtime_processes(instance_id)
+    assert len(processes) == 2  # the agent and its engine
+
+    deleted = platform.admin.delete(f"/instances/{instance_id}")
+    assert deleted.status_code == 202 and deleted.json()["terminate_requested_at"]
+    platform.wait_status(instance_id, "terminated")
+    deadline = time.monotonic() + 10
+    while runtime_processes(instance_id) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert runtime_processes(instance_id) == []
+
+    logs = platform.admin.get(
+        "/action_logs", params={"instance_id": instance_id, "limit": 100}
+    ).json()
+    kinds = [entry["action_type"] for entry in reversed(logs)]
+    assert kinds[0] == "deployment.requested"
+    for kind in (
+        "provider.create",
+        "worker.registered",
+        "instance.terminate_requested",
+        "provider.terminate",
+        "volume.deleted",
+    ):
+        assert kind in kinds, kinds
+    transitions = [
+        (e["instance_status_before"], e["instance_status_after"])
+        for e in reversed(logs)
+        if e["action_type"] == "instance.status_changed"
+    ]
+    assert transitions[-2:] == [("ready", "terminating"), ("terminating", "terminated")]
+    search = platform.admin.get("/action_logs/search", params={"instance_id": instance_id}).json()
+    assert search["total"] == len(logs) and search["by_type"]["instance.status_changed"] == len(
+        transitions
+    )
+    types = {t["code"] for t in platform.admin.get("/action_types").json()}
+    assert set(kinds) <= types
+
+    archived = platform.admin.put(f"/instances/{instance_id}/archive")
+    assert archived.status_code == 200 and archived.json()["is_archived"] is True
+    listed = platform.admin.get("/instances", params={"archived": "false"}).json()
+    assert instance_id not in [i["id"] for i in listed["items"]]
+
+
+def test_bad_deployments_change_nothing(platform: Platform) -> None:
+    catalog = platform.catalog()
+    before = platform.admin.get("/instances").json()["total"]
+    import uuid
+
+    cases = [
+        ({k: v for k, v in catalog.items() if k != "model_id"}, 422),
+        ({**catalog, "model_id": str(uuid.uuid4())}, 404),
+        ({**catalog, "zone_id": str(uuid.uuid4())}, 404),
+        ({**catalog, "instance_type_id": str(uuid.uuid4())}, 404),
+    ]
+    for body, status in cases:
+        response = platform.admin.post("/deployments", json=body)
+        assert response.status_code == status, (body, response.text)
+    # A Scaleway type is not offered in the mock zone.
+    import asyncio
+
+    import asyncpg
+
+    async def scaleway_type() -> str:
+        conn = await asyncpg.connect(platform.env["DATABASE_URL"])
+        value = await conn.fetchval("SELECT id FROM instance_types WHERE code = 'L4-1-24G'")
+        await conn.close()
+        return str(value)
+
+    not_offered = platform.admin.post(
+        "/deployments", json={**catalog, "instance_type_id": asyncio.run(scaleway_type())}
+    )
+    assert (
+        not_offered.status_code == 422 and not_offered.json()["error"]["code"] == "type_not_offered"
+    )
+    assert platform.admin.get("/instances").json()["total"] == before
+
+
+def test_a_provider_error_is_retried_then_fails_with_a_reason(platform: Platform) -> None:
+    platform.orchestrators.pop().stop()
+    platform.start_orchestrator(MOCK_FAIL_CREATES="100", PROVISION_MAX_ATTEMPTS="3")
+    instance_id = platform.deploy()["id"]
+    platform.wait_status(instance_id, "failed")
+    failed = platform.instance(instance_id)
+    assert failed["error_code"] == "provider_create_failed"
+    assert "after 3 attempt(s)" in failed["error_message"] and "capacity" in failed["error_message"]
+    attempts = platform.admin.get(
+        "/action_logs", params={"instance_id": instance_id, "action_type": "provider.create_failed"}
+    ).json()
+    assert len(attempts) == 3
+    live = platform.admin.put(f"/instances/{instance_id}/archive")
+    assert live.status_code == 200  # failed instances can be archived
+
+
+def test_archiving_a_live_instance_is_refused(platform: Platform) -> None:
+    instance_id = platform.deploy()["id"]
+    refused = platform.admin.put(f"/instances/{instance_id}/archive")
+    assert refused.status_code == 409
+    assert platform.instance(instance_id)["is_archived"] is False
+    platform.admin.delete(f"/instances/{instance_id}")
+    platform.wait_status(instance_id, "terminated")
+
+
+def test_worker_endpoints_refuse_bad_credentials(platform: Platform) -> None:
+    base = platform.api.base_url
+    register = httpx.post(
+        f"{base}/internal/worker/register",
+        json={"instance_id": "x"},
+        headers={"Authorization": "Bearer nope"},
+    )
+    assert register.status_code == 400
+    import uuid
+
+    unknown = httpx.post(
+        f"{base}/internal/worker/register",
+        json={"instance_id": str(uuid.uuid4())},
+        headers={"Authorization": "Bearer nope"},
+    )
+    assert unknown.status_code == 401
+    beat = httpx.post(
+        f"{base}/internal/worker/heartbeat", json={}, headers={"Authorization": "Bearer wt_nope"}
+    )
+    assert beat.status_code == 401
+    garbage = httpx.post(
+        f"{base}/internal/worker/heartbeat", content=b"[1,2", headers={"Authorization": "Bearer x"}
+    )
+    assert garbage.status_code == 400
