@@ -60,6 +60,8 @@ def logging_config(service: str, level: str = "INFO", fmt: str = "json") -> dict
             "uvicorn.access": {"handlers": [], "propagate": True, "level": "WARNING"},
             # Alembic narrates every context it opens; its warnings are what matter.
             "alembic": {"handlers": [], "propagate": True, "level": "WARNING"},
+            # One line per outgoing request (probes, proxying) is noise at INFO.
+            "httpx": {"handlers": [], "propagate": True, "level": "WARNING"},
         },
     }
 

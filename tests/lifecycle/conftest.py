@@ -76,8 +76,10 @@ class Platform:
             + "\n".join(o.output()[-3000:] for o in self.orchestrators)
         )
 
-    def start_orchestrator(self, **extra: str) -> ServiceProcess:
-        port = free_port()
+    def start_orchestrator(self, *, primary: bool = True, **extra: str) -> ServiceProcess:
+        """Start an orchestrator; the primary one listens where the api forwards the
+        workers' calls (a replacement takes over that port)."""
+        port = int(self.env["ORCHESTRATOR_URL"].rsplit(":", 1)[1]) if primary else free_port()
         env = {**self.env, "ORCHESTRATOR_PORT": str(port), **extra}
         process = ServiceProcess("inventiv_orchestrator", port, env, self.tmp / f"orch-{port}.log")
         process.wait_ready()

@@ -126,7 +126,8 @@ class HealthLoop(Loop):
                 step="worker_reachable",
             )
             status = S.installing
-        if status is S.installing and instance.worker_status == "registered":
+        # Registration, or any heartbeat since, sets worker_status.
+        if status is S.installing and instance.worker_status is not None:
             await transition(
                 session, instance, S.starting, reason="worker registered", step="agent_registered"
             )
