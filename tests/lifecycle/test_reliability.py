@@ -130,3 +130,49 @@ def test_redis_restarted_mid_flow_still_converges(platform: Platform, tmp_path: 
         platform.wait_status(ids[0], "terminated", timeout=60)
     finally:
         redis.stop()
+
+
+def test_watchdog_terminates_orphan_servers(platform: Platform) -> None:
+    import uuid
+
+    from inventiv_common.db.engine import make_engine, make_session_factory
+    from inventiv_common.providers.base import ServerSpec
+    from inventiv_common.providers.mock import MockProvider
+    from inventiv_common.providers.mock_runtime import ProcessRuntime
+
+    orphan_name = str(uuid.uuid4())  # tagged like ours, but no instance has this id
+
+    async def make_orphan() -> str:
+        engine = make_engine(platform.env["DATABASE_URL"], pool_size=1)
+        try:
+            provider = MockProvider(make_session_factory(engine), ProcessRuntime(platform.home))
+            server = await provider.create(
+                ServerSpec(
+                    name=orphan_name,
+                    zone="local-1",
+                    instance_type="MOCK-GPU-S",
+                    model="inventiv/mock-echo",
+                    control_plane_url="http://127.0.0.1:9",
+                    bootstrap_secret="x",
+                    engine_key="y",
+                )
+            )
+            return server.provider_id
+        finally:
+            await engine.dispose()
+
+    server_id = asyncio.run(make_orphan())
+    assert runtime_processes(orphan_name)
+    reconcile = platform.admin.post("/reconcile")
+    assert reconcile.status_code == 202
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and any(
+        s["id"] == server_id for s in asyncio.run(_servers(platform.env["DATABASE_URL"]))
+    ):
+        time.sleep(0.2)
+    assert all(s["id"] != server_id for s in asyncio.run(_servers(platform.env["DATABASE_URL"])))
+    deadline = time.monotonic() + 10
+    while runtime_processes(orphan_name) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert runtime_processes(orphan_name) == []
+    assert asyncio.run(_live_volumes(platform.env["DATABASE_URL"])) == 0

@@ -134,7 +134,9 @@ class ProcessRuntime:
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError):
             os.killpg(group, signal.SIGKILL)
-        with contextlib.suppress(psutil.NoSuchProcess, ChildProcessError):
+        # Reaps it when it is our child; a process started by another parent stays a
+        # zombie until that parent reaps it, which is not ours to wait for.
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired, ChildProcessError):
             process.wait(timeout=1)
 
 

@@ -31,6 +31,7 @@ from inventiv_orchestrator.loops.base import Loop
 from inventiv_orchestrator.loops.health import HealthLoop
 from inventiv_orchestrator.loops.provisioning import ProvisioningLoop
 from inventiv_orchestrator.loops.terminator import TerminatorLoop
+from inventiv_orchestrator.loops.watchdog import WatchdogLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
 from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
 from inventiv_orchestrator.workers.router import router as workers_router
@@ -59,6 +60,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
             provisioning=ProvisioningLoop(ctx),
             health=HealthLoop(ctx),
             terminator=TerminatorLoop(ctx),
+            watchdog=WatchdogLoop(ctx, settings.watchdog_interval_s),
         )
 
         def waking(*names: str):
@@ -72,7 +74,9 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         # database, so a lost command delays it by one interval at most.
         dispatcher.register(CMD_PROVISION, waking("provisioning"))
         dispatcher.register(CMD_TERMINATE, waking("terminator"))
-        dispatcher.register(CMD_RECONCILE, waking("provisioning", "health", "terminator"))
+        dispatcher.register(
+            CMD_RECONCILE, waking("provisioning", "health", "terminator", "watchdog")
+        )
         dispatcher.register(CMD_SYNC_CATALOG, waking("health"))
         for name, loop in loops.items():
             resources.spawn(loop.run(stop), name=f"loop:{name}")

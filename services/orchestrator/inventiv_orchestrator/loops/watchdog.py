@@ -1,0 +1,102 @@
+"""Watchdog: servers at the provider that carry our name but that no live instance
+owns (a crash between create and record, a termination that half-happened) are
+terminated and logged; so are volumes left behind by such servers."""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import select
+
+from inventiv_common import actions
+from inventiv_common.db.models import Instance
+from inventiv_common.lifecycle import InstanceStatus as S
+from inventiv_common.providers.base import ProviderError
+from inventiv_common.transitions import log_action
+from inventiv_orchestrator.context import Context
+from inventiv_orchestrator.loops.base import Loop
+
+LIVE = [s.value for s in S if s not in (S.terminated, S.failed)]
+
+
+class WatchdogLoop(Loop):
+    name = "watchdog"
+
+    def __init__(self, ctx: Context, interval_s: float) -> None:
+        super().__init__(interval_s)
+        self.ctx = ctx
+
+    async def run_once(self) -> int:
+        acted = 0
+        for code, provider in self.ctx.providers.items():
+            servers = await provider.list_servers()
+            names = {s.name for s in servers}
+            async with self.ctx.session_factory() as session:
+                ids = [uuid.UUID(n) for n in names if _is_uuid(n)]
+                owned = (
+                    set(
+                        (
+                            await session.scalars(
+                                select(Instance.id).where(
+                                    Instance.id.in_(ids), Instance.status.in_(LIVE)
+                                )
+                            )
+                        ).all()
+                    )
+                    if ids
+                    else set()
+                )
+                for server in servers:
+                    if _is_uuid(server.name) and uuid.UUID(server.name) in owned:
+                        continue
+                    try:
+                        await provider.terminate(server.provider_id)
+                    except ProviderError:
+                        continue  # next pass
+                    instance = (
+                        await session.get(Instance, uuid.UUID(server.name))
+                        if _is_uuid(server.name)
+                        else None
+                    )
+                    log_action(
+                        session,
+                        instance,
+                        actions.ORPHAN_TERMINATED,
+                        component="orchestrator",
+                        details={
+                            "provider": code,
+                            "server": server.provider_id,
+                            "name": server.name,
+                        },
+                    )
+                    acted += 1
+                for volume in await provider.list_volumes():
+                    if volume.server_id is None and _owner(volume.name) not in owned:
+                        await provider.delete_volume(volume.provider_id)
+                        log_action(
+                            session,
+                            None,
+                            actions.VOLUME_DELETED,
+                            component="orchestrator",
+                            details={
+                                "provider": code,
+                                "volume": volume.provider_id,
+                                "orphan": True,
+                            },
+                        )
+                        acted += 1
+                await session.commit()
+        return acted
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _owner(volume_name: str) -> uuid.UUID | None:
+    head = volume_name.rsplit("-boot", 1)[0]
+    return uuid.UUID(head) if _is_uuid(head) else None
