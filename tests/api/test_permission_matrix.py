@@ -75,7 +75,7 @@ def expected_denial(actor: str, permission: Permission) -> int | None:
         return 401
     if permission is Permission.authenticated:
         return None
-    if permission is Permission.users_manage:
+    if permission in (Permission.users_manage, Permission.catalog_manage):
         return None if actor == "owner" else 403  # the owner is also the platform admin
     if actor == "outsider":
         return 403  # Personal workspace: no organization permissions

@@ -16,6 +16,7 @@ class Permission(StrEnum):
     authenticated = "authenticated"
     # Platform administration.
     users_manage = "users:manage"
+    catalog_manage = "catalog:manage"
     # Organization scope (a current organization is required).
     org_read = "org:read"
     members_read = "members:read"
@@ -79,9 +80,11 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.admin: frozenset(_ADMIN),
     Role.owner: frozenset(_OWNER),
 }
-PLATFORM_ADMIN_PERMISSIONS = frozenset({P.users_manage})
+PLATFORM_ADMIN_PERMISSIONS = frozenset({P.users_manage, P.catalog_manage})
 # Permissions that make sense only inside an organization workspace.
-ORGANIZATION_PERMISSIONS = frozenset(set(Permission) - {P.public, P.authenticated, P.users_manage})
+ORGANIZATION_PERMISSIONS = frozenset(
+    set(Permission) - {P.public, P.authenticated} - PLATFORM_ADMIN_PERMISSIONS
+)
 
 
 def role_allows(role: Role | None, permission: Permission) -> bool:

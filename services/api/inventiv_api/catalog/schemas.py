@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ProviderOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    code: str
+    name: str
+    description: str | None
+    is_active: bool
+
+
+class RegionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    code: str
+    name: str
+    is_active: bool
+
+
+class ZoneOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    region_id: uuid.UUID
+    code: str
+    name: str
+    is_active: bool
+
+
+class InstanceTypeOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    provider_id: uuid.UUID
+    code: str
+    name: str
+    gpu_count: int
+    gpu_model: str | None
+    gpu_memory_gb: int
+    vcpu_count: int
+    ram_gb: int
+    cost_per_hour_eur: Decimal
+    is_active: bool
+
+
+class CatalogUpdate(BaseModel):
+    """One entry of a PUT on a catalog list: switch it on or off, rename it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: uuid.UUID
+    is_active: bool | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class InstanceTypeUpdate(CatalogUpdate):
+    cost_per_hour_eur: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=6)
+
+
+class TypeZonesUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    zone_ids: list[uuid.UUID] = Field(max_length=500)
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    model_id: str = Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9._\-/:]+$")
+    kind: str = Field(default="chat", pattern="^(chat|embedding)$")
+    required_vram_gb: int = Field(default=0, ge=0, le=10_000)
+    context_length: int | None = Field(default=None, ge=1, le=10_000_000)
+    price_per_1k_input_tokens_eur: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=14, decimal_places=6
+    )
+    price_per_1k_output_tokens_eur: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=14, decimal_places=6
+    )
+
+
+class ModelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    required_vram_gb: int | None = Field(default=None, ge=0, le=10_000)
+    context_length: int | None = Field(default=None, ge=1, le=10_000_000)
+    price_per_1k_input_tokens_eur: Decimal | None = Field(
+        default=None, ge=0, max_digits=14, decimal_places=6
+    )
+    price_per_1k_output_tokens_eur: Decimal | None = Field(
+        default=None, ge=0, max_digits=14, decimal_places=6
+    )
+    is_active: bool | None = None
