@@ -154,3 +154,40 @@ def test_worker_endpoints_refuse_bad_credentials(platform: Platform) -> None:
         f"{base}/internal/worker/heartbeat", content=b"[1,2", headers={"Authorization": "Bearer x"}
     )
     assert garbage.status_code == 400
+
+
+def test_live_feed_streams_the_workspace_changes(platform: Platform) -> None:
+    import json
+    import threading
+
+    events: list[dict[str, object]] = []
+    connected = threading.Event()
+
+    def listen() -> None:
+        with platform.admin.stream("GET", "/events/instances", timeout=60) as response:
+            assert response.headers["content-type"].startswith("text/event-stream")
+            kind = None
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line[7:]
+                elif line.startswith("data: "):
+                    if kind == "ready":
+                        connected.set()
+                    elif kind == "instance":
+                        events.append(json.loads(line[6:]))
+                        if events[-1]["to"] == "ready":
+                            return
+
+    reader = threading.Thread(target=listen, daemon=True)
+    reader.start()
+    assert connected.wait(10)
+    instance_id = platform.deploy()["id"]
+    reader.join(timeout=60)
+    moves = [(e["from"], e["to"]) for e in events if e["instance_id"] == instance_id]
+    assert moves == [
+        ("provisioning", "booting"),
+        ("booting", "installing"),
+        ("installing", "starting"),
+        ("starting", "ready"),
+    ]
+    assert events[-1]["progress"] == 100

@@ -13,6 +13,7 @@ from inventiv_api.audit.router import router as audit_router
 from inventiv_api.auth.router import router as auth_router
 from inventiv_api.bootstrap_credentials import seed_default_credentials
 from inventiv_api.catalog.router import router as catalog_router
+from inventiv_api.deployments.events import router as events_router
 from inventiv_api.deployments.router import router as deployments_router
 from inventiv_api.errors import install_error_handlers
 from inventiv_api.identity.bootstrap import bootstrap_admin
@@ -39,6 +40,7 @@ ROUTERS = (
     audit_router,
     resources_router,
     deployments_router,
+    events_router,
     catalog_router,
     action_logs_router,
     worker_proxy_router,
