@@ -176,3 +176,29 @@ def test_watchdog_terminates_orphan_servers(platform: Platform) -> None:
         time.sleep(0.2)
     assert runtime_processes(orphan_name) == []
     assert asyncio.run(_live_volumes(platform.env["DATABASE_URL"])) == 0
+
+
+def test_operator_commands_detach_and_attach_a_runtime(platform: Platform) -> None:
+    import subprocess
+    import sys
+
+    def inventiv(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "inventiv_common.cli", *args],
+            env=platform.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    instance_id = platform.deploy()["id"]
+    platform.wait_status(instance_id, "ready")
+    assert instance_id in inventiv("mock-runtimes")
+    assert "detached" in inventiv("worker-detach", instance_id)
+    platform.wait_status(instance_id, "unhealthy", timeout=30)
+    assert runtime_processes(instance_id) == []
+    assert "attached" in inventiv("worker-attach", instance_id)
+    platform.wait_status(instance_id, "ready", timeout=30)
+    assert "in sync: 1 server(s) checked" in inventiv("mock-runtime-sync")

@@ -90,6 +90,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     seed = sub.add_parser("seed", help="apply the catalog seed (DATABASE_URL)")
     seed.add_argument("--file", type=Path, help="seed file (default: seeds/catalog_seeds.sql)")
+    sub.add_parser("mock-runtimes", help="list Mock servers and whether their runtime lives")
+    for name, text in (
+        ("worker-attach", "start (again) the local runtime of a Mock instance"),
+        ("worker-detach", "stop the local runtime of a Mock instance, keeping its server"),
+    ):
+        attach = sub.add_parser(name, help=text)
+        attach.add_argument("instance_id")
+    sub.add_parser(
+        "mock-runtime-sync",
+        help="restart dead runtimes of live Mock instances, stop those of gone ones",
+    )
     sub.add_parser(
         "rotate-provider-key",
         help="re-encrypt stored provider credentials with the first PROVIDER_SETTINGS_KEY entry",
@@ -113,6 +124,18 @@ def main(argv: list[str] | None = None) -> None:
             path = args.file or default_catalog_seed_path()
             asyncio.run(_seed(path))
             print(f"seed applied: {path}")
+        elif args.command in (
+            "mock-runtimes",
+            "worker-attach",
+            "worker-detach",
+            "mock-runtime-sync",
+        ):
+            from inventiv_common.cli.mock_runtimes import run
+
+            for line in asyncio.run(
+                run(args.command, getattr(args, "instance_id", None), _database_url())
+            ):
+                print(line)
         elif args.command == "rotate-provider-key":
             changed = asyncio.run(_rotate_provider_key())
             print(f"re-encrypted {changed} provider setting value(s) with the active key")

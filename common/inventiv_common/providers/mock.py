@@ -135,6 +135,40 @@ class MockProvider:
             )
             await session.commit()
 
+    async def restart_runtime(self, provider_id: str, spec: ServerSpec) -> ProviderServer:
+        """Start the runtime of an existing server again (operators' `worker-attach`)."""
+        async with self.session_factory() as session:
+            row = await session.get(MockServer, provider_id)
+            if row is None or row.deleted_at is not None:
+                raise ProviderError(f"no live mock server {provider_id}", retryable=False)
+            details = dict(row.details)
+        await asyncio.to_thread(self.runtime.stop, details)
+        details = await asyncio.to_thread(self.runtime.start, provider_id, spec)
+        async with self.session_factory() as session:
+            await session.execute(
+                update(MockServer)
+                .where(MockServer.id == provider_id)
+                .values(
+                    status="running",
+                    health_port=details.get("health_port"),
+                    engine_port=details.get("engine_port"),
+                    details=details,
+                )
+            )
+            await session.commit()
+        server = await self.get(provider_id)
+        assert server is not None
+        return server
+
+    async def stop_runtime(self, provider_id: str) -> None:
+        """Stop the runtime but keep the server (operators' `worker-detach`)."""
+        async with self.session_factory() as session:
+            row = await session.get(MockServer, provider_id)
+            if row is None:
+                return
+            details = dict(row.details)
+        await asyncio.to_thread(self.runtime.stop, details)
+
     async def list_servers(self) -> list[ProviderServer]:
         async with self.session_factory() as session:
             rows = await session.scalars(select(MockServer).where(MockServer.deleted_at.is_(None)))
