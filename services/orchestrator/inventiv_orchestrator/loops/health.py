@@ -34,6 +34,20 @@ class HealthLoop(Loop):
         self.ctx = ctx
 
     async def run_once(self) -> int:
+        """One pass over every watched instance, in locked batches."""
+        started = datetime.now(UTC)
+        # One inventory call per provider per pass, not one lookup per instance.
+        servers: dict[str, ProviderServer] = {}
+        for provider in self.ctx.providers.values():
+            servers.update((s.provider_id, s) for s in await provider.list_servers())
+        total = 0
+        while True:
+            handled = await self._batch(started, servers)
+            total += handled
+            if handled < BATCH:
+                return total
+
+    async def _batch(self, pass_started: datetime, servers: dict[str, ProviderServer]) -> int:
         async with self.ctx.session_factory() as session:
             rows = (
                 await session.execute(
@@ -42,24 +56,31 @@ class HealthLoop(Loop):
                     .where(
                         Instance.status.in_([s.value for s in WATCHED]),
                         Instance.terminate_requested_at.is_(None),
+                        # Not yet seen in this pass.
+                        (Instance.last_processed_at.is_(None))
+                        | (Instance.last_processed_at < pass_started),
                     )
                     .order_by(Instance.last_processed_at.asc().nulls_first())
                     .limit(BATCH)
                     .with_for_update(of=Instance, skip_locked=True)
                 )
             ).all()
-            facts = await asyncio.gather(*(self._observe(i, code) for i, code in rows))
+            facts = await asyncio.gather(*(self._observe(i, code, servers) for i, code in rows))
             for (instance, _), (server, reachable, ready) in zip(rows, facts, strict=True):
                 await self._decide(session, instance, server, reachable, ready)
             await commit_and_publish(session, self.ctx.bus)
         return len(rows)
 
     async def _observe(
-        self, instance: Instance, provider_code: str
+        self, instance: Instance, provider_code: str, servers: dict[str, ProviderServer]
     ) -> tuple[ProviderServer | None, bool, bool]:
-        server = None
-        if instance.provider_instance_id:
+        server = servers.get(instance.provider_instance_id or "")
+        if server is None and instance.provider_instance_id:
+            # Created after this pass's inventory, or really gone: ask for this one.
             server = await self.ctx.provider(provider_code).get(instance.provider_instance_id)
+        if server is not None and server.running and server.details.get("runtime") == "simulated":
+            # No process to probe: the (simulated) worker's heartbeats are the facts.
+            return server, True, instance.worker_phase == "ready"
         if server is None or not server.running or not server.ip_address or not server.health_port:
             return server, False, False
         base = f"http://{server.ip_address}:{server.health_port}"

@@ -1,0 +1,291 @@
+"""The control plane's lifecycle under load, with the Mock provider's simulated runtime
+(no process per instance). The orchestrator runs as its own process on core 0; this
+script plays the fleet of workers (registering and heartbeating over HTTP) on core 1.
+
+1. 200 deployments at once, zero boot delay: provision-to-ready p50 / p99.
+2. 2,000 workers heartbeating every 5 s: the orchestrator's CPU share of one core and
+   the database writes per second (heartbeats are written in batches).
+3. One full health pass over 2,000 instances.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+
+import asyncpg
+import httpx
+import psutil
+
+from inventiv_common.bus import CMD_PROVISION, Envelope, EventBus
+from inventiv_common.crypto import KeyRing
+from inventiv_common.db.engine import make_engine, make_session_factory
+from inventiv_common.db.models import Instance
+from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
+from inventiv_common.instance_secrets import open_secrets
+from inventiv_common.settings import DEV_SECRET_FALLBACK
+
+DEPLOYMENTS = int(os.environ.get("BENCH_DEPLOYMENTS", "200"))
+FLEET = int(os.environ.get("BENCH_FLEET", "2000"))
+HEARTBEAT_S = 5.0
+STEADY_S = float(os.environ.get("BENCH_STEADY_S", "30"))
+TARGETS = {"ready_p99_s": 2.0, "cpu_share": 0.25, "pass_ms": 250.0}
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Fleet:
+    """Simulated workers: register once, then heartbeat `ready` every HEARTBEAT_S."""
+
+    def __init__(self, orchestrator: str, database_url: str) -> None:
+        self.orchestrator = orchestrator
+        self.database_url = database_url
+        self.tokens: dict[uuid.UUID, str] = {}
+        self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30)
+        self.keyring = KeyRing(DEV_SECRET_FALLBACK)
+        self.sent = 0
+        self.stop = asyncio.Event()
+
+    async def register_new(self) -> int:
+        engine = make_engine(self.database_url, pool_size=1)
+        try:
+            async with make_session_factory(engine)() as session:
+                rows = (await session.scalars(asyncpg_free_select(list(self.tokens)))).all()
+        finally:
+            await engine.dispose()
+        beats = []
+        for instance in rows:
+            secret = open_secrets(instance, self.keyring).bootstrap_secret
+            response = await self.client.post(
+                f"{self.orchestrator}/internal/worker/register",
+                json={"instance_id": str(instance.id)},
+                headers={"Authorization": f"Bearer {secret}"},
+            )
+            if response.status_code == 200:
+                self.tokens[instance.id] = response.json()["token"]
+                beats.append(self.beat(instance.id))
+        await asyncio.gather(*beats)
+        return len(rows)
+
+    async def beat(self, instance_id: uuid.UUID) -> None:
+        body = {
+            "phase": "ready",
+            "engine": {"healthy": True, "requests_running": 0, "requests_waiting": 0},
+            "system": {"cpu_pct": 5.0, "memory_used_bytes": 1, "memory_total_bytes": 2},
+            "gpus": [{"gpu_index": 0, "utilization_pct": 40.0, "memory_used_mb": 1000.0}],
+        }
+        await self.client.post(
+            f"{self.orchestrator}/internal/worker/heartbeat",
+            json=body,
+            headers={"Authorization": f"Bearer {self.tokens[instance_id]}"},
+        )
+        self.sent += 1
+
+    async def heartbeat_forever(self) -> None:
+        while not self.stop.is_set():
+            ids = list(self.tokens)
+            started = time.monotonic()
+            # Spread the fleet over the interval, like real workers out of phase.
+            for start in range(0, len(ids), 100):
+                await asyncio.gather(*(self.beat(i) for i in ids[start : start + 100]))
+                slot = HEARTBEAT_S * min(1.0, (start + 100) / max(len(ids), 1))
+                await asyncio.sleep(max(0.0, started + slot - time.monotonic()))
+            await asyncio.sleep(max(0.0, started + HEARTBEAT_S - time.monotonic()))
+
+
+def asyncpg_free_select(known: list[uuid.UUID]):  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    query = select(Instance).where(
+        Instance.provider_instance_id.is_not(None),
+        Instance.status.in_(["booting", "installing", "starting"]),
+    )
+    return query.where(Instance.id.not_in(known)) if known else query
+
+
+async def insert_instances(conn: asyncpg.Connection, org: uuid.UUID, count: int) -> None:
+    ids = await conn.fetchrow(
+        "SELECT p.id AS provider, t.id AS type, z.id AS zone, m.id AS model FROM instance_types t "
+        "JOIN providers p ON p.id = t.provider_id JOIN instance_type_zones tz ON tz.instance_type_id = t.id "
+        "JOIN zones z ON z.id = tz.zone_id, models m "
+        "WHERE t.code = 'MOCK-GPU-S' AND m.model_id = 'inventiv/mock-echo'"
+    )
+    await conn.executemany(
+        "INSERT INTO instances (organization_id, provider_id, instance_type_id, zone_id, model_id) "
+        "VALUES ($1, $2, $3, $4, $5)",
+        [(org, ids["provider"], ids["type"], ids["zone"], ids["model"])] * count,
+    )
+
+
+async def wait_ready(conn: asyncpg.Connection, fleet: Fleet, total: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        await fleet.register_new()
+        if await conn.fetchval("SELECT count(*) FROM instances WHERE status = 'ready'") >= total:
+            return
+        await asyncio.sleep(0.05)
+    counts = await conn.fetch("SELECT status, count(*) FROM instances GROUP BY status")
+    raise RuntimeError(f"instances did not all become ready: {[tuple(c) for c in counts]}")
+
+
+async def run() -> None:
+    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    name = f"bench_lifecycle_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    port = _free_port()
+    prefix = f"bench-{uuid.uuid4().hex[:6]}:"
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "REDIS_CHANNEL_PREFIX": prefix,
+        "INVENTIV_ENV": "test",
+        "ORCHESTRATOR_PORT": str(port),
+        "MOCK_RUNTIME": "simulated",
+        "LOOP_INTERVAL_S": "0.5",
+        "WORKER_HEARTBEAT_INTERVAL_S": str(HEARTBEAT_S),
+        "HEARTBEAT_FLUSH_INTERVAL_S": "1",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [sys.executable, "-m", "inventiv_orchestrator"]
+    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+        command = ["taskset", "-c", "0", *command]
+    orchestrator = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    fleet = Fleet(url, database_url)
+    conn = None
+    try:
+        async with httpx.AsyncClient() as client:
+            for _ in range(200):
+                try:
+                    if (await client.get(f"{url}/readyz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+        engine = make_engine(database_url, pool_size=2)
+        await apply_sql_file(engine, default_catalog_seed_path())
+        await engine.dispose()
+        conn = await asyncpg.connect(database_url)
+        org = await conn.fetchval(
+            "INSERT INTO organizations (name, slug) VALUES ('Bench', 'bench') RETURNING id"
+        )
+        bus = EventBus(redis_url, channel_prefix=prefix)
+
+        # 1. provision to ready (registered workers heartbeat from then on)
+        beating = asyncio.create_task(fleet.heartbeat_forever())
+        await insert_instances(conn, org, DEPLOYMENTS)
+        await bus.publish(Envelope(type=CMD_PROVISION))
+        await wait_ready(conn, fleet, DEPLOYMENTS, timeout=120)
+        durations = [
+            r["d"]
+            for r in await conn.fetch(
+                "SELECT extract(epoch FROM ready_at - created_at)::float AS d FROM instances WHERE status = 'ready'"
+            )
+        ]
+        quantiles = statistics.quantiles(durations, n=100)
+        p50, p99 = statistics.median(durations), quantiles[98]
+
+        # 2. a fleet of 2,000 heartbeating workers
+        await insert_instances(conn, org, FLEET - DEPLOYMENTS)
+        await bus.publish(Envelope(type=CMD_PROVISION))
+        await wait_ready(conn, fleet, FLEET, timeout=300)
+        await asyncio.sleep(HEARTBEAT_S)  # settle
+        process = psutil.Process(orchestrator.pid)
+        cpu_before = sum(process.cpu_times()[:2])
+        stats_query = (
+            "SELECT tup_inserted + tup_updated + tup_deleted AS writes, xact_commit "
+            "FROM pg_stat_database WHERE datname = current_database()"
+        )
+        stats_before = await conn.fetchrow(stats_query)
+        sent_before, started = fleet.sent, time.monotonic()
+        await asyncio.sleep(STEADY_S)
+        elapsed = time.monotonic() - started
+        cpu_share = (sum(process.cpu_times()[:2]) - cpu_before) / elapsed
+        stats_after = await conn.fetchrow(stats_query)
+        writes_per_s = (stats_after["writes"] - stats_before["writes"]) / elapsed
+        commits_per_s = (stats_after["xact_commit"] - stats_before["xact_commit"]) / elapsed
+        beats_per_s = (fleet.sent - sent_before) / elapsed
+        fleet.stop.set()
+        beating.cancel()
+        orchestrator.terminate()
+        orchestrator.wait(timeout=30)
+
+        # 3. one full health pass, timed in this process against the same database
+        from inventiv_orchestrator.context import Context, build_providers
+        from inventiv_orchestrator.loops.health import HealthLoop
+        from inventiv_orchestrator.settings import OrchestratorSettings
+
+        settings = OrchestratorSettings(
+            DATABASE_URL=database_url,
+            REDIS_URL=redis_url,
+            MOCK_RUNTIME="simulated",
+            WORKER_HEARTBEAT_INTERVAL_S=HEARTBEAT_S,
+        )
+        engine = make_engine(database_url, pool_size=4)
+        sessions = make_session_factory(engine)
+        ctx = Context(
+            settings,
+            sessions,
+            bus,
+            KeyRing(DEV_SECRET_FALLBACK),
+            build_providers(settings, sessions),
+            httpx.AsyncClient(),
+        )
+        loop = HealthLoop(ctx)
+        passes = []
+        for _ in range(5):
+            await conn.execute("UPDATE instances SET worker_last_heartbeat = now()")
+            t0 = time.perf_counter()
+            handled = await loop.run_once()
+            passes.append((time.perf_counter() - t0) * 1000)
+        await engine.dispose()
+        await bus.close()
+
+        def verdict(ok: bool) -> str:
+            return "meets" if ok else "MISSES"
+
+        print(f"{'measure':44} {'ours':>10} {'target':>10}")
+        print(f"{'provision-to-ready p50 (s), 200 at once':44} {p50:10.2f} {'':>10}")
+        print(
+            f"{'provision-to-ready p99 (s), 200 at once':44} {p99:10.2f} {TARGETS['ready_p99_s']:10.2f}  {verdict(p99 <= TARGETS['ready_p99_s'])}"
+        )
+        print(f"{'heartbeats received per s (2,000 workers)':44} {beats_per_s:10.0f}")
+        print(
+            f"{'orchestrator CPU, share of one core':44} {cpu_share:10.2f} {TARGETS['cpu_share']:10.2f}  {verdict(cpu_share <= TARGETS['cpu_share'])}"
+        )
+        print(f"{'database rows written per s':44} {writes_per_s:10.0f}")
+        print(f"{'database commits per s':44} {commits_per_s:10.1f}")
+        print(
+            f"{'full health pass over 2,000 (ms, median)':44} {statistics.median(passes):10.0f} {TARGETS['pass_ms']:10.0f}  {verdict(statistics.median(passes) <= TARGETS['pass_ms'])}  ({handled} instances)"
+        )
+    finally:
+        fleet.stop.set()
+        await fleet.client.aclose()
+        if orchestrator.poll() is None:
+            orchestrator.kill()
+        if conn is not None:
+            await conn.close()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+def main() -> None:
+    asyncio.run(run())
