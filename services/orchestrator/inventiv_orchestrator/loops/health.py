@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import httpx
-from sqlalchemy import select
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
@@ -21,6 +22,7 @@ from inventiv_common.transitions import log_action, record_step, transition
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 
+INSTANCES = cast(Table, Instance.__table__)
 WATCHED = (S.booting, S.installing, S.starting, S.ready, S.unhealthy)
 BATCH = 200
 PROBE_TIMEOUT_S = 2.0
@@ -68,6 +70,14 @@ class HealthLoop(Loop):
             facts = await asyncio.gather(*(self._observe(i, code, servers) for i, code in rows))
             for (instance, _), (server, reachable, ready) in zip(rows, facts, strict=True):
                 await self._decide(session, instance, server, reachable, ready)
+            if rows:
+                # One statement marks the whole batch as seen (most rows change nothing
+                # else, and a per-row versioned UPDATE would cost a round trip each).
+                await session.execute(
+                    update(INSTANCES)
+                    .where(INSTANCES.c.id.in_([i.id for i, _ in rows]))
+                    .values(last_processed_at=datetime.now(UTC))
+                )
             await commit_and_publish(session, self.ctx.bus)
         return len(rows)
 
@@ -116,7 +126,6 @@ class HealthLoop(Loop):
         ready: bool,
     ) -> None:
         now = datetime.now(UTC)
-        instance.last_processed_at = now
         status = S(instance.status)
         if server is None or server.status == "deleted":
             await self._server_gone(session, instance, status)

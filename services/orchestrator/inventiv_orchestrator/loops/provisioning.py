@@ -6,6 +6,7 @@ provider calls final, the instance fails with the provider's reason.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +22,8 @@ from inventiv_common.transitions import log_action, record_step, transition
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop, claim_one
 
-BATCH = 50
+BATCH = 200
+CONCURRENCY = 8
 
 
 class ProvisioningLoop(Loop):
@@ -32,8 +34,14 @@ class ProvisioningLoop(Loop):
         self.ctx = ctx
 
     async def run_once(self) -> int:
+        # Several creates at once: a provider call is mostly waiting. SKIP LOCKED keeps
+        # the workers (and other orchestrators) off each other's instances.
         done: list[uuid.UUID] = []
-        for _ in range(BATCH):
+        await asyncio.gather(*(self._work(done) for _ in range(CONCURRENCY)))
+        return len(done)
+
+    async def _work(self, done: list[uuid.UUID]) -> None:
+        while len(done) < BATCH:
             async with self.ctx.session_factory() as session:
                 now = datetime.now(UTC)
                 instance = await claim_one(
@@ -46,13 +54,27 @@ class ProvisioningLoop(Loop):
                     ],
                 )
                 if instance is None:
-                    break
+                    return
                 done.append(instance.id)
                 await self.provision(session, instance)
                 await commit_and_publish(session, self.ctx.bus)
-        return len(done)
 
     async def provision(self, session: AsyncSession, instance: Instance) -> None:
+        if instance.bootstrap_secret_hash is None:
+            # The secrets must be durable before any server carries them: a create that
+            # succeeds but whose transaction dies would otherwise leave a server with
+            # secrets nobody knows, which a retried create would find and keep.
+            instance_secrets.ensure(instance, self.ctx.keyring)
+            await session.commit()
+            relocked = await session.scalar(
+                select(Instance)
+                .where(Instance.id == instance.id, Instance.status == S.provisioning.value)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
+            if relocked is None:
+                return  # another orchestrator took it meanwhile
+            instance = relocked
         now = datetime.now(UTC)
         instance.last_processed_at = now
         provider_code, zone, type_code, model = (
