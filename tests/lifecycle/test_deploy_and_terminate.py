@@ -191,3 +191,23 @@ def test_live_feed_streams_the_workspace_changes(platform: Platform) -> None:
         ("starting", "ready"),
     ]
     assert events[-1]["progress"] == 100
+
+
+def test_agent_checksum_mismatch_is_flagged_or_refused(platform: Platform) -> None:
+    platform.orchestrators.pop().stop()
+    platform.start_orchestrator(EXPECTED_AGENT_CHECKSUM="0" * 64)
+    flagged = platform.deploy()["id"]
+    platform.wait_status(flagged, "ready")
+    assert platform.instance(flagged)["worker_version_mismatch"] is True
+    logs = platform.admin.get(
+        "/action_logs", params={"instance_id": flagged, "action_type": "worker.version_mismatch"}
+    ).json()
+    assert logs and logs[0]["details"]["expected"] == "0" * 64
+
+    platform.orchestrators.pop().stop()
+    platform.start_orchestrator(EXPECTED_AGENT_CHECKSUM="0" * 64, REFUSE_AGENT_MISMATCH="1")
+    refused = platform.deploy()["id"]
+    platform.wait_status(refused, "installing")
+    time.sleep(3)  # registrations keep being refused: it never starts
+    assert platform.instance(refused)["status"] == "installing"
+    assert platform.instance(refused)["worker_version_mismatch"] is True

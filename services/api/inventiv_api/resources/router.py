@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -45,28 +45,33 @@ async def get_instance(
     return InstanceOut.model_validate(row)
 
 
-async def _instance_activation(
+async def _switch(
+    resource: str,
     kind: str,
-    instance_id: uuid.UUID,
+    resource_id: uuid.UUID,
     body: Activation,
     principal: Principal,
     request: Request,
     session: SessionDep,
-) -> InstanceOut:
-    row = await service.set_instance_activation(
-        session=session, principal=principal, instance_id=instance_id, kind=kind, active=body.active
+) -> Any:
+    """Switch one activation of an instance or a model, audited; returns the row."""
+    setter = (
+        service.set_instance_activation if resource == "instance" else service.set_model_activation
+    )
+    row = await setter(
+        session=session, principal=principal, resource_id=resource_id, kind=kind, active=body.active
     )
     audit.record(
         session=session,
         request=request,
-        action=f"instance.{kind}_activation",
+        action=f"{resource}.{kind}_activation",
         principal=principal,
-        resource_type="instance",
-        resource_id=instance_id,
+        resource_type=resource,
+        resource_id=resource_id,
         details={"active": body.active},
     )
     await session.commit()
-    return InstanceOut.model_validate(row)
+    return row
 
 
 @router.put("/instances/{instance_id}/activation/technical", response_model=InstanceOut)
@@ -77,7 +82,8 @@ async def instance_technical_activation(
     request: Request,
     session: SessionDep,
 ) -> InstanceOut:
-    return await _instance_activation("technical", instance_id, body, principal, request, session)
+    row = await _switch("instance", "technical", instance_id, body, principal, request, session)
+    return InstanceOut.model_validate(row)
 
 
 @router.put("/instances/{instance_id}/activation/economic", response_model=InstanceOut)
@@ -88,7 +94,8 @@ async def instance_economic_activation(
     request: Request,
     session: SessionDep,
 ) -> InstanceOut:
-    return await _instance_activation("economic", instance_id, body, principal, request, session)
+    row = await _switch("instance", "economic", instance_id, body, principal, request, session)
+    return InstanceOut.model_validate(row)
 
 
 @router.get("/models", response_model=list[ModelOut])
@@ -104,30 +111,6 @@ async def get_model(model_id: uuid.UUID, principal: ModelReader, session: Sessio
     )
 
 
-async def _model_activation(
-    kind: str,
-    model_id: uuid.UUID,
-    body: Activation,
-    principal: Principal,
-    request: Request,
-    session: SessionDep,
-) -> ModelOut:
-    row = await service.set_model_activation(
-        session=session, principal=principal, model_id=model_id, kind=kind, active=body.active
-    )
-    audit.record(
-        session=session,
-        request=request,
-        action=f"model.{kind}_activation",
-        principal=principal,
-        resource_type="model",
-        resource_id=model_id,
-        details={"active": body.active},
-    )
-    await session.commit()
-    return ModelOut.model_validate(row)
-
-
 @router.put("/models/{model_id}/activation/technical", response_model=ModelOut)
 async def model_technical_activation(
     model_id: uuid.UUID,
@@ -136,7 +119,9 @@ async def model_technical_activation(
     request: Request,
     session: SessionDep,
 ) -> ModelOut:
-    return await _model_activation("technical", model_id, body, principal, request, session)
+    return ModelOut.model_validate(
+        await _switch("model", "technical", model_id, body, principal, request, session)
+    )
 
 
 @router.put("/models/{model_id}/activation/economic", response_model=ModelOut)
@@ -147,4 +132,6 @@ async def model_economic_activation(
     request: Request,
     session: SessionDep,
 ) -> ModelOut:
-    return await _model_activation("economic", model_id, body, principal, request, session)
+    return ModelOut.model_validate(
+        await _switch("model", "economic", model_id, body, principal, request, session)
+    )

@@ -67,9 +67,9 @@ async def get_model(*, session: AsyncSession, principal: Principal, model_id: uu
 
 
 async def set_model_activation(
-    *, session: AsyncSession, principal: Principal, model_id: uuid.UUID, kind: str, active: bool
+    *, session: AsyncSession, principal: Principal, resource_id: uuid.UUID, kind: str, active: bool
 ) -> Model:
-    model = await get_model(session=session, principal=principal, model_id=model_id)
+    model = await get_model(session=session, principal=principal, model_id=resource_id)
     if model.organization_id is None:
         # A public model is shared by every organization: one of them cannot switch it.
         raise forbidden("public models are switched by platform administrators")
@@ -82,11 +82,11 @@ async def set_instance_activation(
     *,
     session: AsyncSession,
     principal: Principal,
-    instance_id: uuid.UUID,
+    resource_id: uuid.UUID,
     kind: str,
     active: bool,
 ) -> Instance:
-    instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
+    instance = await get_instance(session=session, principal=principal, instance_id=resource_id)
     # A plain UPDATE: switching activations is not a lifecycle change and must not
     # collide with the orchestrator's versioned writes of the same row.
     table = Instance.__table__

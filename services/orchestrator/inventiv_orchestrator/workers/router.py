@@ -50,13 +50,18 @@ async def register(request: Request) -> JSONResponse:
     ctx = request.app.state.ctx
     try:
         secret, body = _bearer(request), await _json_body(request)
-        async with resources_of(request).session_factory() as session:
+    except service.WorkerAuthError as exc:
+        return _error(exc)
+    async with resources_of(request).session_factory() as session:
+        try:
             token = await service.register(
                 session=session, settings=ctx.settings, bootstrap_secret=secret, body=body
             )
-            await session.commit()
-    except service.WorkerAuthError as exc:
-        return _error(exc)
+        except service.WorkerAuthError as exc:
+            if exc.keep_changes:
+                await session.commit()
+            return _error(exc)
+        await session.commit()
     return JSONResponse(
         {"token": token, "heartbeat_interval_s": ctx.settings.worker_heartbeat_interval_s}
     )

@@ -22,9 +22,11 @@ TOKEN_CACHE_TTL_S = 10.0
 
 
 class WorkerAuthError(Exception):
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, *, keep_changes: bool = False) -> None:
         super().__init__(message)
         self.status = status
+        # True when what was recorded before refusing (a flag, a log) must be kept.
+        self.keep_changes = keep_changes
 
 
 @dataclass
@@ -83,7 +85,9 @@ async def register(
         )
         if settings.refuse_agent_mismatch:
             await session.flush()
-            raise WorkerAuthError(403, "agent checksum does not match the expected build")
+            raise WorkerAuthError(
+                403, "agent checksum does not match the expected build", keep_changes=True
+            )
     await session.execute(
         update(WorkerAuthToken)
         .where(WorkerAuthToken.instance_id == instance.id, WorkerAuthToken.revoked_at.is_(None))
