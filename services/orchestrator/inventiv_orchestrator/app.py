@@ -56,6 +56,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
             http=httpx.AsyncClient(),
         )
         app.state.ctx = ctx
+        resources.on_shutdown.append(ctx.http.aclose)
         loops.update(
             provisioning=ProvisioningLoop(ctx),
             health=HealthLoop(ctx),
