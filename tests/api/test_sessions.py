@@ -7,7 +7,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.api.conftest import ALLOWED_ORIGIN, PASSWORD, LiveApi, World, create_user, start_api
+from tests.api.conftest import ALLOWED_ORIGIN, PASSWORD, World, create_user, start_api
 
 
 def _new_user(world: World) -> str:
@@ -184,6 +184,3 @@ def test_a_disabled_user_is_logged_out(world: World) -> None:
         == 401
     )
 
-
-def test_live_api_fixture_is_shared(api: LiveApi, world: World) -> None:
-    assert world.api is api
