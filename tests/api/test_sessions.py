@@ -183,4 +183,3 @@ def test_a_disabled_user_is_logged_out(world: World) -> None:
         .status_code
         == 401
     )
-
