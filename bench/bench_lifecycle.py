@@ -57,17 +57,15 @@ class Fleet:
         self.keyring = KeyRing(DEV_SECRET_FALLBACK)
         self.sent = 0
         self.errors = 0
+        self.engine = make_engine(database_url, pool_size=1)
+        self.sessions = make_session_factory(self.engine)
         self.stop = asyncio.Event()
 
     async def register_new(self) -> int:
-        engine = make_engine(self.database_url, pool_size=1)
-        try:
-            async with make_session_factory(engine)() as session:
-                rows = (await session.scalars(asyncpg_free_select(list(self.tokens)))).all()
-        finally:
-            await engine.dispose()
-        beats = []
-        for instance in rows:
+        async with self.sessions() as session:
+            rows = (await session.scalars(asyncpg_free_select(list(self.tokens)))).all()
+
+        async def register(instance: Instance) -> None:
             secret = open_secrets(instance, self.keyring).bootstrap_secret
             try:
                 response = await self.client.post(
@@ -77,11 +75,14 @@ class Fleet:
                 )
             except httpx.HTTPError:
                 self.errors += 1  # a kept-alive connection closed under us: retried next round
-                continue
+                return
             if response.status_code == 200:
                 self.tokens[instance.id] = response.json()["token"]
-                beats.append(self.beat(instance.id))
-        await asyncio.gather(*beats)
+                await self.beat(instance.id)
+
+        # Workers boot in parallel, so they register in parallel too.
+        for start in range(0, len(rows), 50):
+            await asyncio.gather(*(register(i) for i in rows[start : start + 50]))
         return len(rows)
 
     async def beat(self, instance_id: uuid.UUID) -> None:
@@ -292,6 +293,7 @@ async def run() -> None:
         if "beating" in locals():
             beating.cancel()
         await fleet.client.aclose()
+        await fleet.engine.dispose()
         if orchestrator.poll() is None:
             orchestrator.kill()
         if conn is not None:

@@ -64,6 +64,11 @@ class MockProvider:
 
     async def create(self, spec: ServerSpec) -> ProviderServer:
         existing = await self.find_by_name(spec.name)
+        if existing is not None and existing.status == "starting":
+            # A create interrupted between starting the runtime and recording it: its
+            # processes (if any) are unknown, so they are replaced by a recorded start.
+            await asyncio.to_thread(self.runtime.stop_strays, existing.provider_id)
+            return await self._start_runtime(existing.provider_id, spec)
         if existing is not None:
             return existing  # a retried create finds the server it already made
         if self.fail_creates > 0:
@@ -93,6 +98,9 @@ class MockProvider:
                 )
             )
             await session.commit()
+        return await self._start_runtime(server_id, spec)
+
+    async def _start_runtime(self, server_id: str, spec: ServerSpec) -> ProviderServer:
         details = await asyncio.to_thread(self.runtime.start, server_id, spec)
         async with self.session_factory() as session:
             await session.execute(

@@ -43,6 +43,8 @@ class Runtime(Protocol):
 
     def stop(self, details: dict[str, Any]) -> None: ...
 
+    def stop_strays(self, server_id: str) -> None: ...
+
 
 class ProcessRuntime:
     name = "process"
@@ -139,6 +141,16 @@ class ProcessRuntime:
         with contextlib.suppress(psutil.NoSuchProcess, psutil.TimeoutExpired, ChildProcessError):
             process.wait(timeout=1)
 
+    def stop_strays(self, server_id: str) -> None:
+        """Stop runtime processes of a server whose start was never recorded (the process
+        that started them died before it could write their pid)."""
+        for process in psutil.process_iter():
+            with contextlib.suppress(
+                psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess
+            ):
+                if process.environ().get("WORKER_ID") == server_id:
+                    self.stop({"agent_pid": process.pid, "server_id": server_id})
+
 
 def _group_alive(group: int) -> bool:
     for process in psutil.process_iter(["pid"]):
@@ -163,4 +175,7 @@ class SimulatedRuntime:
         return True
 
     def stop(self, details: dict[str, Any]) -> None:
+        return None
+
+    def stop_strays(self, server_id: str) -> None:
         return None

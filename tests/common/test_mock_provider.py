@@ -1,0 +1,84 @@
+"""The Mock provider's promises: idempotent create (also after an interrupted one),
+idempotent terminate, volumes outliving servers until deleted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psutil
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from inventiv_common.db.engine import make_session_factory
+from inventiv_common.db.models import MockServer
+from inventiv_common.providers.base import ServerSpec
+from inventiv_common.providers.mock import MockProvider
+from inventiv_common.providers.mock_runtime import ProcessRuntime, SimulatedRuntime
+
+
+def _spec(name: str) -> ServerSpec:
+    return ServerSpec(
+        name=name,
+        zone="local-1",
+        instance_type="MOCK-GPU-S",
+        model="inventiv/mock-echo",
+        control_plane_url="http://127.0.0.1:9",
+        bootstrap_secret="b",
+        engine_key="e",
+    )
+
+
+async def test_create_and_terminate_are_idempotent(engine: AsyncEngine) -> None:
+    provider = MockProvider(make_session_factory(engine), SimulatedRuntime())
+    name = str(uuid.uuid4())
+    first = await provider.create(_spec(name))
+    again = await provider.create(_spec(name))
+    assert first.provider_id == again.provider_id and again.running
+    volumes = [v for v in await provider.list_volumes() if v.server_id == first.provider_id]
+    assert len(volumes) == 1
+    await provider.terminate(first.provider_id)
+    await provider.terminate(first.provider_id)  # already gone: still fine
+    assert await provider.find_by_name(name) is None
+    orphaned = [v for v in await provider.list_volumes() if v.provider_id == volumes[0].provider_id]
+    assert orphaned and orphaned[0].server_id is None  # the volume outlives its server
+    await provider.delete_volume(volumes[0].provider_id)
+    assert all(v.provider_id != volumes[0].provider_id for v in await provider.list_volumes())
+
+
+async def test_an_interrupted_create_is_completed_and_its_strays_stopped(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    sessions = make_session_factory(engine)
+    provider = MockProvider(sessions, ProcessRuntime(tmp_path))
+    name, server_id = str(uuid.uuid4()), "mock-" + uuid.uuid4().hex[:12]
+    # What a crash leaves: the server recorded as starting, a runtime nobody recorded.
+    async with sessions() as session:
+        session.add(
+            MockServer(
+                id=server_id,
+                name=name,
+                zone="local-1",
+                commercial_type="MOCK-GPU-S",
+                status="starting",
+                runtime="process",
+            )
+        )
+        await session.commit()
+    stray = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(120)"],
+        env={**os.environ, "WORKER_ID": server_id},
+        start_new_session=True,
+    )
+    try:
+        server = await provider.create(_spec(name))
+        assert server.provider_id == server_id and server.running
+        assert stray.wait(timeout=30) is not None  # replaced, not left running beside
+        agent = psutil.Process(server.details["agent_pid"])
+        assert agent.environ()["WORKER_ID"] == server_id
+    finally:
+        if stray.poll() is None:
+            stray.kill()
+        await provider.terminate(server_id)
