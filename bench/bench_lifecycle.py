@@ -22,6 +22,7 @@ import uuid
 import asyncpg
 import httpx
 import psutil
+from sqlalchemy import Select, select
 
 from inventiv_common.bus import CMD_PROVISION, Envelope, EventBus
 from inventiv_common.crypto import KeyRing
@@ -29,6 +30,7 @@ from inventiv_common.db.engine import make_engine, make_session_factory
 from inventiv_common.db.models import Instance
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
 from inventiv_common.instance_secrets import open_secrets
+from inventiv_common.net import free_port
 from inventiv_common.settings import DEV_SECRET_FALLBACK
 
 DEPLOYMENTS = int(os.environ.get("BENCH_DEPLOYMENTS", "200"))
@@ -36,14 +38,6 @@ FLEET = int(os.environ.get("BENCH_FLEET", "2000"))
 HEARTBEAT_S = 5.0
 STEADY_S = float(os.environ.get("BENCH_STEADY_S", "30"))
 TARGETS = {"ready_p99_s": 2.0, "cpu_share": 0.25, "pass_ms": 250.0}
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Fleet:
@@ -63,7 +57,7 @@ class Fleet:
 
     async def register_new(self) -> int:
         async with self.sessions() as session:
-            rows = (await session.scalars(asyncpg_free_select(list(self.tokens)))).all()
+            rows = (await session.scalars(unregistered_instances(list(self.tokens)))).all()
 
         async def register(instance: Instance) -> None:
             secret = open_secrets(instance, self.keyring).bootstrap_secret
@@ -115,9 +109,8 @@ class Fleet:
             await asyncio.sleep(max(0.0, started + HEARTBEAT_S - time.monotonic()))
 
 
-def asyncpg_free_select(known: list[uuid.UUID]):  # type: ignore[no-untyped-def]
-    from sqlalchemy import select
-
+def unregistered_instances(known: list[uuid.UUID]) -> Select[Instance]:
+    """Booting instances whose simulated worker has not registered yet."""
     query = select(Instance).where(
         Instance.provider_instance_id.is_not(None),
         Instance.status.in_(["booting", "installing", "starting"]),
@@ -157,7 +150,7 @@ async def run() -> None:
     admin = await asyncpg.connect(admin_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
     database_url = admin_url.rsplit("/", 1)[0] + f"/{name}"
-    port = _free_port()
+    port = free_port()
     prefix = f"bench-{uuid.uuid4().hex[:6]}:"
     env = {
         **os.environ,

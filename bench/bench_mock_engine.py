@@ -16,21 +16,14 @@ import time
 import httpx
 
 from bench.loadgen import wrk
+from inventiv_common.net import free_port
 
 TARGET_RPS = 5000.0
 MODEL = "inventiv/mock-echo"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main() -> None:
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable,
         "-m",

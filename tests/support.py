@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import httpx
 
+from inventiv_common.net import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 # The shared servers of dev and CI machines; override with the usual variables.
@@ -54,13 +56,6 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

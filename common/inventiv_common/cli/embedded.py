@@ -7,20 +7,14 @@ Used only when DATABASE_URL / REDIS_URL are unset; data lives under the dev home
 from __future__ import annotations
 
 import logging
-import socket
 from pathlib import Path
 from typing import Any
+
+from inventiv_common.net import free_port
 
 log = logging.getLogger(__name__)
 
 DEV_DATABASE = "inventiv"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class EmbeddedPostgres:

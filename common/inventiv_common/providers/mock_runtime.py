@@ -13,7 +13,6 @@ import contextlib
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,16 +21,10 @@ from typing import Any, Protocol
 
 import psutil
 
+from inventiv_common.net import free_port
 from inventiv_common.providers.base import ServerSpec
 
 STOP_GRACE_S = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class Runtime(Protocol):

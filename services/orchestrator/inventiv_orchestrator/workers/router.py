@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
@@ -29,8 +30,6 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if len(raw) > MAX_HEARTBEAT_BYTES:
         raise service.WorkerAuthError(413, "body too large")
     try:
-        import json
-
         body = json.loads(raw)
     except ValueError:
         raise service.WorkerAuthError(400, "body must be JSON") from None
