@@ -101,7 +101,7 @@ class CommonSettings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="LOG_LEVEL")
     log_format: str = Field(default="json", pattern="^(json|text)$", validation_alias="LOG_FORMAT")
     bind_host: str = Field(default="127.0.0.1", validation_alias="BIND_HOST")
-    db_pool_size: int = Field(default=10, ge=1, le=200, validation_alias="DB_POOL_SIZE")
+    db_pool_size: int = Field(default=20, ge=1, le=200, validation_alias="DB_POOL_SIZE")
     shutdown_timeout_s: float = Field(default=10.0, ge=0, validation_alias="SHUTDOWN_TIMEOUT_S")
 
     @classmethod

@@ -1,9 +1,11 @@
 """The one function that changes an instance's state.
 
 It validates the move against the transition table, records the step and progress,
-writes the action log and queues the live event, all in the caller's transaction.
-The instance's `version` column makes the UPDATE conditional: if another process
-changed the row meanwhile, the flush raises StaleDataError and nothing is written.
+adds the action log and queues the live event, all in the caller's session; nothing
+is written until the caller commits, so several moves of one instance in one pass
+cost one UPDATE. The instance's `version` column makes that UPDATE conditional: if
+another process changed the row meanwhile, the flush raises StaleDataError and
+nothing is written.
 """
 
 from __future__ import annotations
@@ -80,7 +82,7 @@ def log_action(
     return entry
 
 
-async def transition(
+def transition(
     session: AsyncSession,
     instance: Instance,
     target: InstanceStatus,
@@ -139,5 +141,4 @@ async def transition(
             },
         ),
     )
-    await session.flush()
     return entry

@@ -195,8 +195,9 @@ def build_service_app(
     return app
 
 
-def public_route() -> None:
-    """Marks a route as open to anyone; services check that every route declares access."""
+async def public_route() -> None:
+    """Marks a route as open to anyone; services check that every route declares access.
+    (async: FastAPI runs a plain `def` dependency in a thread, per request.)"""
 
 
 public_route.permission = "public"  # type: ignore[attr-defined]

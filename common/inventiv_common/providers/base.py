@@ -39,6 +39,16 @@ class ServerSpec:
 
 
 @dataclass(frozen=True)
+class ProviderVolume:
+    provider_id: str
+    name: str
+    zone: str
+    size_gb: int
+    server_id: str | None
+    volume_type: str = "b_ssd"
+
+
+@dataclass(frozen=True)
 class ProviderServer:
     provider_id: str
     name: str
@@ -48,20 +58,12 @@ class ProviderServer:
     health_port: int | None = None
     engine_port: int | None = None
     details: dict[str, object] = field(default_factory=dict)
+    # Volumes made with the server, when the provider's answer includes them.
+    volumes: tuple[ProviderVolume, ...] = ()
 
     @property
     def running(self) -> bool:
         return self.status == "running"
-
-
-@dataclass(frozen=True)
-class ProviderVolume:
-    provider_id: str
-    name: str
-    zone: str
-    size_gb: int
-    server_id: str | None
-    volume_type: str = "b_ssd"
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,9 @@ class CloudProvider(Protocol):
 
     async def list_servers(self) -> list[ProviderServer]: ...
 
-    async def list_volumes(self) -> list[ProviderVolume]: ...
+    async def list_volumes(self, server_id: str | None = None) -> list[ProviderVolume]:
+        """Every volume, or only those attached to `server_id`."""
+        ...
 
     async def delete_volume(self, provider_id: str) -> None: ...
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.db.models import InstanceType, MockServer, MockVolume, Provider
@@ -23,6 +24,7 @@ from inventiv_common.providers.base import (
 from inventiv_common.providers.mock_runtime import Runtime
 
 BOOT_VOLUME_GB = 20
+MOCK_SERVERS = cast(Table, MockServer.__table__)
 
 
 class MockProvider:
@@ -40,7 +42,7 @@ class MockProvider:
         # Test hook: the next N creates fail as a cloud API outage would.
         self.fail_creates = fail_creates
 
-    def _server(self, row: MockServer) -> ProviderServer:
+    def _server(self, row: MockServer | Row[Any]) -> ProviderServer:
         status = row.status
         if status == "running" and not self.runtime.alive(row.details):
             status = "stopped"  # the runtime died under us, as a crashed VM would
@@ -63,61 +65,83 @@ class MockProvider:
             return self._server(row) if row else None
 
     async def create(self, spec: ServerSpec) -> ProviderServer:
-        existing = await self.find_by_name(spec.name)
-        if existing is not None and existing.status == "starting":
-            # A create interrupted between starting the runtime and recording it: its
-            # processes (if any) are unknown, so they are replaced by a recorded start.
-            await asyncio.to_thread(self.runtime.stop_strays, existing.provider_id)
-            return await self._start_runtime(existing.provider_id, spec)
-        if existing is not None:
-            return existing  # a retried create finds the server it already made
+        async with self.session_factory() as session:
+            existing = await session.scalar(
+                select(MockServer).where(
+                    MockServer.name == spec.name, MockServer.deleted_at.is_(None)
+                )
+            )
+            if existing is not None and existing.status != "starting":
+                return self._server(existing)  # a retried create finds what it made
+            if existing is None:
+                return await self._new_server(session, spec)
+            server_id = existing.id
+        # A create interrupted between starting the runtime and recording it: its
+        # processes (if any) are unknown, so they are replaced by a recorded start.
+        await asyncio.to_thread(self.runtime.stop_strays, server_id)
+        return await self._start_runtime(server_id, spec)
+
+    async def _new_server(self, session: AsyncSession, spec: ServerSpec) -> ProviderServer:
         if self.fail_creates > 0:
             self.fail_creates -= 1
             raise ProviderError(
                 "mock provider: capacity temporarily unavailable in zone " + spec.zone
             )
-        server_id = "mock-" + uuid.uuid4().hex[:12]
-        async with self.session_factory() as session:
-            session.add(
-                MockServer(
-                    id=server_id,
-                    name=spec.name,
-                    zone=spec.zone,
-                    commercial_type=spec.instance_type,
-                    status="starting",
-                    runtime=self.runtime.name,
-                )
-            )
-            session.add(
-                MockVolume(
-                    id="vol-" + uuid.uuid4().hex[:12],
-                    server_id=server_id,
-                    name=f"{spec.name}-boot",
-                    zone=spec.zone,
-                    size_gb=BOOT_VOLUME_GB,
-                )
-            )
+        server = MockServer(
+            id="mock-" + uuid.uuid4().hex[:12],
+            name=spec.name,
+            zone=spec.zone,
+            commercial_type=spec.instance_type,
+            status="starting",
+            runtime=self.runtime.name,
+            details={},
+        )
+        volume = MockVolume(
+            id="vol-" + uuid.uuid4().hex[:12],
+            server_id=server.id,
+            name=f"{spec.name}-boot",
+            zone=spec.zone,
+            size_gb=BOOT_VOLUME_GB,
+            volume_type="b_ssd",
+        )
+        volumes = (ProviderVolume(volume.id, volume.name, volume.zone, BOOT_VOLUME_GB, server.id),)
+        if not self.runtime.leaves_processes:
+            # Nothing to lose if this transaction dies: record it running in one go.
+            self._mark_running(server, self.runtime.start(server.id, spec))
+            session.add_all([server, volume])
             await session.commit()
-        return await self._start_runtime(server_id, spec)
+            return replace(self._server(server), volumes=volumes)
+        session.add_all([server, volume])
+        await session.commit()
+        return replace(await self._start_runtime(server.id, spec), volumes=volumes)
+
+    @staticmethod
+    def _mark_running(server: MockServer, details: dict[str, Any]) -> None:
+        server.status = "running"
+        server.ip_address = "127.0.0.1"
+        server.health_port = details.get("health_port")
+        server.engine_port = details.get("engine_port")
+        server.details = details
 
     async def _start_runtime(self, server_id: str, spec: ServerSpec) -> ProviderServer:
         details = await asyncio.to_thread(self.runtime.start, server_id, spec)
         async with self.session_factory() as session:
-            await session.execute(
-                update(MockServer)
-                .where(MockServer.id == server_id)
-                .values(
-                    status="running",
-                    ip_address="127.0.0.1",
-                    health_port=details.get("health_port"),
-                    engine_port=details.get("engine_port"),
-                    details=details,
+            row = (
+                await session.execute(
+                    update(MOCK_SERVERS)
+                    .where(MOCK_SERVERS.c.id == server_id)
+                    .values(
+                        status="running",
+                        ip_address="127.0.0.1",
+                        health_port=details.get("health_port"),
+                        engine_port=details.get("engine_port"),
+                        details=details,
+                    )
+                    .returning(*MOCK_SERVERS.c)
                 )
-            )
+            ).one()
             await session.commit()
-        server = await self.get(server_id)
-        assert server is not None
-        return server
+        return self._server(row)
 
     async def get(self, provider_id: str) -> ProviderServer | None:
         async with self.session_factory() as session:
@@ -151,22 +175,7 @@ class MockProvider:
                 raise ProviderError(f"no live mock server {provider_id}", retryable=False)
             details = dict(row.details)
         await asyncio.to_thread(self.runtime.stop, details)
-        details = await asyncio.to_thread(self.runtime.start, provider_id, spec)
-        async with self.session_factory() as session:
-            await session.execute(
-                update(MockServer)
-                .where(MockServer.id == provider_id)
-                .values(
-                    status="running",
-                    health_port=details.get("health_port"),
-                    engine_port=details.get("engine_port"),
-                    details=details,
-                )
-            )
-            await session.commit()
-        server = await self.get(provider_id)
-        assert server is not None
-        return server
+        return await self._start_runtime(provider_id, spec)
 
     async def stop_runtime(self, provider_id: str) -> None:
         """Stop the runtime but keep the server (operators' `worker-detach`)."""
@@ -178,13 +187,19 @@ class MockProvider:
         await asyncio.to_thread(self.runtime.stop, details)
 
     async def list_servers(self) -> list[ProviderServer]:
+        # Plain rows, not ORM objects: the health loop lists thousands of servers a pass.
         async with self.session_factory() as session:
-            rows = await session.scalars(select(MockServer).where(MockServer.deleted_at.is_(None)))
+            rows = await session.execute(
+                select(*MOCK_SERVERS.c).where(MOCK_SERVERS.c.deleted_at.is_(None))
+            )
             return [self._server(row) for row in rows]
 
-    async def list_volumes(self) -> list[ProviderVolume]:
+    async def list_volumes(self, server_id: str | None = None) -> list[ProviderVolume]:
+        query = select(MockVolume).where(MockVolume.deleted_at.is_(None))
+        if server_id is not None:
+            query = query.where(MockVolume.server_id == server_id)
         async with self.session_factory() as session:
-            rows = await session.scalars(select(MockVolume).where(MockVolume.deleted_at.is_(None)))
+            rows = await session.scalars(query)
             return [
                 ProviderVolume(r.id, r.name, r.zone, r.size_gb, r.server_id, r.volume_type)
                 for r in rows

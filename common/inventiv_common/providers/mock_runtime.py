@@ -29,6 +29,9 @@ STOP_GRACE_S = 20.0
 
 class Runtime(Protocol):
     name: str
+    # False when starting leaves nothing outside the database (nothing to clean up if
+    # the start is never recorded), so it needs no separate "starting" record.
+    leaves_processes: bool
 
     def start(self, server_id: str, spec: ServerSpec) -> dict[str, Any]: ...
 
@@ -41,6 +44,7 @@ class Runtime(Protocol):
 
 class ProcessRuntime:
     name = "process"
+    leaves_processes = True
 
     def __init__(
         self, home: Path, *, engine_startup_delay_s: float = 0.0, engine_flags: str = ""
@@ -160,6 +164,7 @@ class SimulatedRuntime:
     """No process at all; the server is "running" as soon as it exists."""
 
     name = "simulated"
+    leaves_processes = False
 
     def start(self, server_id: str, spec: ServerSpec) -> dict[str, Any]:
         return {"runtime": self.name}

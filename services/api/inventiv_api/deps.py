@@ -20,17 +20,17 @@ async def _db_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-def _settings(request: Request) -> ApiSettings:
+async def _settings(request: Request) -> ApiSettings:
     settings: ApiSettings = request.app.state.api_settings
     return settings
 
 
-def _keyring(request: Request) -> KeyRing:
+async def _keyring(request: Request) -> KeyRing:
     keyring: KeyRing = request.app.state.keyring
     return keyring
 
 
-def _bus(request: Request) -> EventBus:
+async def _bus(request: Request) -> EventBus:
     return resources_of(request).bus
 
 

@@ -35,7 +35,6 @@ from inventiv_orchestrator.loops.watchdog import WatchdogLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
 from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
 from inventiv_orchestrator.workers.router import router as workers_router
-from inventiv_orchestrator.workers.service import TokenCache
 
 
 def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
@@ -56,10 +55,14 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
             http=httpx.AsyncClient(),
         )
         app.state.ctx = ctx
+        app.state.token_cache = ctx.tokens
         resources.on_shutdown.append(ctx.http.aclose)
+        # What the last flush interval received is written before the pool closes.
+        resources.on_shutdown.append(lambda: heartbeats.flush(resources.session_factory))
+        health = HealthLoop(ctx)
         loops.update(
             provisioning=ProvisioningLoop(ctx),
-            health=HealthLoop(ctx),
+            health=health,
             terminator=TerminatorLoop(ctx),
             watchdog=WatchdogLoop(ctx, settings.watchdog_interval_s),
         )
@@ -71,18 +74,25 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
 
             return handler
 
+        async def reconcile(envelope: Envelope) -> None:
+            health.request_sweep()  # every instance, not only those that look in trouble
+            await waking("provisioning", "terminator", "watchdog")(envelope)
+
         # A command only wakes the loop that owns the work: the loop finds it in the
         # database, so a lost command delays it by one interval at most.
         dispatcher.register(CMD_PROVISION, waking("provisioning"))
         dispatcher.register(CMD_TERMINATE, waking("terminator"))
-        dispatcher.register(
-            CMD_RECONCILE, waking("provisioning", "health", "terminator", "watchdog")
-        )
+        dispatcher.register(CMD_RECONCILE, reconcile)
         dispatcher.register(CMD_SYNC_CATALOG, waking("health"))
         for name, loop in loops.items():
             resources.spawn(loop.run(stop), name=f"loop:{name}")
         resources.spawn(
-            heartbeats.run(resources.session_factory, settings.heartbeat_flush_interval_s, stop),
+            heartbeats.run(
+                resources.session_factory,
+                settings.heartbeat_flush_interval_s,
+                stop,
+                on_phase_change=health.wake,
+            ),
             name="heartbeat-writer",
         )
         await consumer.start(resources)
@@ -96,7 +106,6 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
     )
     app.state.dispatcher = dispatcher
     app.state.heartbeats = heartbeats
-    app.state.token_cache = TokenCache()
     app.state.loops = loops
     app.include_router(workers_router)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -14,6 +14,7 @@ from inventiv_common.providers.base import CloudProvider
 from inventiv_common.providers.mock import MockProvider
 from inventiv_common.providers.mock_runtime import ProcessRuntime, SimulatedRuntime
 from inventiv_orchestrator.settings import OrchestratorSettings
+from inventiv_orchestrator.workers.service import TokenCache
 
 
 @dataclass
@@ -24,6 +25,8 @@ class Context:
     keyring: KeyRing
     providers: dict[str, CloudProvider]
     http: httpx.AsyncClient
+    # Worker tokens seen recently; whoever revokes tokens here drops them from it.
+    tokens: TokenCache = field(default_factory=TokenCache)
 
     def provider(self, code: str) -> CloudProvider:
         provider = self.providers.get(code)

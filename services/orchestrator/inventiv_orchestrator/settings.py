@@ -24,6 +24,11 @@ class OrchestratorSettings(CommonSettings):
     migrate_on_boot: bool = Field(default=True, validation_alias="MIGRATE_ON_BOOT")
     # How often each lifecycle loop sweeps PostgreSQL for work a lost message left behind.
     loop_interval_s: float = Field(default=2.0, gt=0, validation_alias="LOOP_INTERVAL_S")
+    # Instances that look fine (fresh heartbeats, worker ready) are still checked
+    # against the provider and probed this often; trouble is looked at every pass.
+    health_sweep_interval_s: float = Field(
+        default=30.0, gt=0, validation_alias="HEALTH_SWEEP_INTERVAL_S"
+    )
     watchdog_interval_s: float = Field(default=30.0, gt=0, validation_alias="WATCHDOG_INTERVAL_S")
     provision_max_attempts: int = Field(default=5, ge=1, validation_alias="PROVISION_MAX_ATTEMPTS")
     provision_retry_base_s: float = Field(

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from sqlalchemy import DateTime, MetaData, func, text
 from sqlalchemy.dialects.postgresql import UUID
-from sqlalchemy.orm import DeclarativeBase, mapped_column
+from sqlalchemy.orm import DeclarativeBase, MappedColumn, mapped_column
 
 # Stable constraint names, so migrations can drop and alter them by name.
 NAMING_CONVENTION = {
@@ -28,10 +28,19 @@ class Base(DeclarativeBase):
     __mapper_args__ = {"eager_defaults": True}
 
 
-uuid_pk = Annotated[
-    uuid.UUID,
-    mapped_column(UUID(as_uuid=True), primary_key=True, server_default=text("gen_random_uuid()")),
-]
+def uuid_pk() -> MappedColumn[uuid.UUID]:
+    """A UUID primary key made client-side (the server default serves plain SQL). Rows
+    whose keys are known, and marked as such (the sentinel), are inserted many per
+    statement; server-made keys force the ORM to insert one row per round trip."""
+    return mapped_column(
+        UUID(as_uuid=True),
+        primary_key=True,
+        default=uuid.uuid4,
+        server_default=text("gen_random_uuid()"),
+        insert_sentinel=True,
+    )
+
+
 created_at_col = Annotated[
     datetime, mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
 ]

@@ -30,7 +30,7 @@ PRICE = Numeric(14, 6)
 class Provider(Base):
     __tablename__ = "providers"
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     description: Mapped[str | None] = mapped_column(Text)
@@ -43,7 +43,7 @@ class Region(Base):
     __tablename__ = "regions"
     __table_args__ = (UniqueConstraint("provider_id", "code", name="uq_regions_provider_code"),)
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     provider_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("providers.id", ondelete="CASCADE")
     )
@@ -57,7 +57,7 @@ class Zone(Base):
     __tablename__ = "zones"
     __table_args__ = (UniqueConstraint("region_id", "code", name="uq_zones_region_code"),)
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     region_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("regions.id", ondelete="CASCADE")
     )
@@ -73,7 +73,7 @@ class InstanceType(Base):
         UniqueConstraint("provider_id", "code", name="uq_instance_types_provider_code"),
     )
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     provider_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("providers.id", ondelete="CASCADE")
     )
@@ -124,7 +124,7 @@ class Model(Base):
         ),
     )
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     organization_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE")
     )

@@ -38,7 +38,7 @@ class User(Base):
         CheckConstraint("role IN ('admin', 'user')", name="role"),
     )
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     username: Mapped[str] = mapped_column(String(64))
     email: Mapped[str] = mapped_column(String(320))
     password_hash: Mapped[str] = mapped_column(Text)
@@ -58,7 +58,7 @@ class User(Base):
 class Organization(Base):
     __tablename__ = "organizations"
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     subscription_plan: Mapped[str] = mapped_column(String(32), server_default=text("'free'"))
@@ -90,7 +90,7 @@ class OrganizationInvitation(Base):
     __tablename__ = "organization_invitations"
     __table_args__ = (CheckConstraint(_ORG_ROLE_CHECK, name="role"),)
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     organization_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
@@ -114,7 +114,7 @@ class UserSession(Base):
 
     __tablename__ = "user_sessions"
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     user_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
@@ -132,7 +132,7 @@ class UserSession(Base):
 class WorkerAuthToken(Base):
     __tablename__ = "worker_auth_tokens"
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     instance_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("instances.id", ondelete="CASCADE"), index=True
     )
@@ -147,7 +147,7 @@ class WorkerAuthToken(Base):
 class ApiKey(Base):
     __tablename__ = "api_keys"
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     organization_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE"), index=True
     )
@@ -177,7 +177,7 @@ class ProviderSetting(Base):
         ),
     )
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     organization_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("organizations.id", ondelete="CASCADE")
     )

@@ -39,7 +39,7 @@ class Instance(Base):
         Index("ix_instances_org_archived", "organization_id", "is_archived"),
     )
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     organization_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), _fk("organizations.id", "SET NULL")
     )
@@ -122,7 +122,7 @@ class InstanceVolume(Base):
         ),
     )
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     instance_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), _fk("instances.id", "SET NULL"), index=True
     )
@@ -158,7 +158,7 @@ class ActionLog(Base):
         Index("ix_action_logs_type_created", "action_type", "created_at"),
     )
 
-    id: Mapped[uuid_pk]
+    id: Mapped[uuid.UUID] = uuid_pk()
     action_type: Mapped[str] = mapped_column(String(64))
     component: Mapped[str] = mapped_column(String(32))
     status: Mapped[str] = mapped_column(String(16))

@@ -1,16 +1,25 @@
 """Health: walks every live instance forward (booting -> installing -> starting ->
 ready) from what the provider, the worker's heartbeats and its /readyz say, and between
 ready and unhealthy as heartbeats stop and resume. It also closes instances whose
-server vanished and fails those that never became ready in time."""
+server vanished and fails those that never became ready in time.
+
+A pass looks only at instances that may need a decision: those coming up, ready ones
+whose heartbeats went stale or report trouble, unhealthy ones beating again, and any
+not looked at for HEALTH_SWEEP_INTERVAL_S, so a full sweep is spread over time instead
+of repeated every pass. `sweep()` looks at all of them at once (CMD:RECONCILE).
+Rows are read as plain tuples; only the few that change are loaded as ORM objects.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import httpx
-from sqlalchemy import Table, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
@@ -24,73 +33,199 @@ from inventiv_orchestrator.loops.base import Loop
 
 INSTANCES = cast(Table, Instance.__table__)
 WATCHED = (S.booting, S.installing, S.starting, S.ready, S.unhealthy)
-BATCH = 200
+COMING_UP = (S.booting, S.installing, S.starting)
+BATCH = 500
 PROBE_TIMEOUT_S = 2.0
+# Below this many instances in a batch, asking the provider for each one is cheaper
+# than listing its whole inventory.
+INVENTORY_AT = 32
+SERVER_GONE = "the provider no longer has this server"
+
+
+@dataclass(frozen=True)
+class Move:
+    """One thing to do to an instance: record a step, change state, or close it."""
+
+    target: S | None = None
+    reason: str = ""
+    step: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    server_gone: bool = False
+
+
+class Inventory:
+    """The providers' servers, listed at most once per pass and only when worth it."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.servers: dict[str, ProviderServer] | None = None
+
+    async def prepare(self, batch_size: int) -> None:
+        if self.servers is None and batch_size >= INVENTORY_AT:
+            self.servers = {}
+            for provider in self.ctx.providers.values():
+                self.servers.update((s.provider_id, s) for s in await provider.list_servers())
+
+    async def server(self, provider_code: str, server_id: str | None) -> ProviderServer | None:
+        if not server_id:
+            return None
+        found = (self.servers or {}).get(server_id)
+        if found is None:
+            # Not listed (created since, or a small batch), or really gone: ask.
+            found = await self.ctx.provider(provider_code).get(server_id)
+        return found
 
 
 class HealthLoop(Loop):
     name = "health"
+    min_gap_s = 0.2
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx.settings.loop_interval_s)
         self.ctx = ctx
+        settings = ctx.settings
+        self.heartbeat_window = timedelta(
+            seconds=settings.worker_heartbeat_interval_s * settings.worker_heartbeat_misses
+        )
+        self._sweep_requested = False
+
+    def request_sweep(self) -> None:
+        """Make the next pass a full sweep (CMD:RECONCILE)."""
+        self._sweep_requested = True
+        self.wake()
 
     async def run_once(self) -> int:
-        """One pass over every watched instance, in locked batches."""
+        if self._sweep_requested:
+            self._sweep_requested = False
+            return await self.sweep()
+        return await self._pass(self._needs_a_look(datetime.now(UTC)))
+
+    async def sweep(self) -> int:
+        """Every watched instance, now."""
+        return await self._pass(true())
+
+    def _needs_a_look(self, now: datetime) -> ColumnElement[bool]:
+        c = INSTANCES.c
+        stale_before = now - self.heartbeat_window
+        swept_before = now - timedelta(seconds=self.ctx.settings.health_sweep_interval_s)
+        return or_(
+            c.status.in_([s.value for s in COMING_UP]),
+            c.last_processed_at.is_(None),
+            c.last_processed_at < swept_before,
+            and_(
+                c.status == S.ready.value,
+                or_(
+                    c.worker_last_heartbeat.is_(None),
+                    c.worker_last_heartbeat < stale_before,
+                    c.worker_phase.is_distinct_from("ready"),
+                    c.worker_status.is_distinct_from("healthy"),
+                ),
+            ),
+            and_(
+                c.status == S.unhealthy.value,
+                c.worker_last_heartbeat >= stale_before,
+                c.worker_phase == "ready",
+            ),
+        )
+
+    async def _pass(self, condition: ColumnElement[bool]) -> int:
         started = datetime.now(UTC)
-        # One inventory call per provider per pass, not one lookup per instance.
-        servers: dict[str, ProviderServer] = {}
-        for provider in self.ctx.providers.values():
-            servers.update((s.provider_id, s) for s in await provider.list_servers())
+        inventory = Inventory(self.ctx)
         total = 0
         while True:
-            handled = await self._batch(started, servers)
-            total += handled
-            if handled < BATCH:
+            read, marked = await self._batch(started, condition, inventory)
+            total += marked
+            if read < BATCH or not marked:
                 return total
 
-    async def _batch(self, pass_started: datetime, servers: dict[str, ProviderServer]) -> int:
+    async def _batch(
+        self, pass_started: datetime, condition: ColumnElement[bool], inventory: Inventory
+    ) -> tuple[int, int]:
+        """Read a batch without locking it, observe it with no transaction open (probes
+        can take seconds, and registrations or API writes must not wait on them), then
+        lock only what is free and apply what the fresh rows call for."""
+        c = INSTANCES.c
         async with self.ctx.session_factory() as session:
             rows = (
                 await session.execute(
-                    select(Instance, Provider.code)
-                    .join(Provider, Provider.id == Instance.provider_id)
-                    .where(
-                        Instance.status.in_([s.value for s in WATCHED]),
-                        Instance.terminate_requested_at.is_(None),
-                        # Not yet seen in this pass.
-                        (Instance.last_processed_at.is_(None))
-                        | (Instance.last_processed_at < pass_started),
+                    select(
+                        c.id,
+                        c.status,
+                        c.provider_instance_id,
+                        c.worker_phase,
+                        c.worker_status,
+                        c.worker_last_heartbeat,
+                        c.created_at,
+                        c.progress_steps,
+                        Provider.code.label("provider_code"),
                     )
-                    .order_by(Instance.last_processed_at.asc().nulls_first())
+                    .join(Provider, Provider.id == c.provider_id)
+                    .where(
+                        c.status.in_([s.value for s in WATCHED]),
+                        c.terminate_requested_at.is_(None),
+                        # Not yet seen in this pass.
+                        or_(c.last_processed_at.is_(None), c.last_processed_at < pass_started),
+                        condition,
+                    )
+                    .order_by(c.last_processed_at.asc().nulls_first())
                     .limit(BATCH)
-                    .with_for_update(of=Instance, skip_locked=True)
                 )
             ).all()
-            facts = await asyncio.gather(*(self._observe(i, code, servers) for i, code in rows))
-            for (instance, _), (server, reachable, ready) in zip(rows, facts, strict=True):
-                await self._decide(session, instance, server, reachable, ready)
-            if rows:
-                # One statement marks the whole batch as seen (most rows change nothing
-                # else, and a per-row versioned UPDATE would cost a round trip each).
-                await session.execute(
-                    update(INSTANCES)
-                    .where(INSTANCES.c.id.in_([i.id for i, _ in rows]))
-                    .values(last_processed_at=datetime.now(UTC))
+        if not rows:
+            return 0, 0
+        await inventory.prepare(len(rows))
+        facts = await asyncio.gather(*(self._observe(row, inventory) for row in rows))
+        observed: dict[uuid.UUID, tuple[ProviderServer | None, bool, bool]] = dict(
+            zip((row.id for row in rows), facts, strict=True)
+        )
+        now = datetime.now(UTC)
+        changing = [row.id for row in rows if self.decide(row, *observed[row.id], now)]
+        async with self.ctx.session_factory() as session:
+            # One statement marks the batch as seen (rows locked elsewhere are left for
+            # the next pass); most rows change nothing else.
+            marked = len(
+                (
+                    await session.execute(
+                        update(INSTANCES)
+                        .where(
+                            c.id.in_(
+                                select(c.id)
+                                .where(c.id.in_([row.id for row in rows]))
+                                .with_for_update(skip_locked=True)
+                                .scalar_subquery()
+                            )
+                        )
+                        .values(last_processed_at=now)
+                        .returning(c.id)
+                    )
+                ).all()
+            )
+            if changing:
+                instances = await session.scalars(
+                    select(Instance)
+                    .where(
+                        Instance.id.in_(changing),
+                        # Still ours to judge: not terminated or terminating meanwhile.
+                        Instance.status.in_([s.value for s in WATCHED]),
+                        Instance.terminate_requested_at.is_(None),
+                    )
+                    .with_for_update(skip_locked=True)
                 )
+                for instance in instances:
+                    # Decided again on the row as it is now, under its lock.
+                    moves = self.decide(instance, *observed[instance.id], now)
+                    self._apply(session, instance, moves, now)
             await commit_and_publish(session, self.ctx.bus)
-        return len(rows)
+        return len(rows), marked
 
     async def _observe(
-        self, instance: Instance, provider_code: str, servers: dict[str, ProviderServer]
+        self, row: Row[Any], inventory: Inventory
     ) -> tuple[ProviderServer | None, bool, bool]:
-        server = servers.get(instance.provider_instance_id or "")
-        if server is None and instance.provider_instance_id:
-            # Created after this pass's inventory, or really gone: ask for this one.
-            server = await self.ctx.provider(provider_code).get(instance.provider_instance_id)
+        server = await inventory.server(row.provider_code, row.provider_instance_id)
         if server is not None and server.running and server.details.get("runtime") == "simulated":
             # No process to probe: the (simulated) worker's heartbeats are the facts.
-            return server, True, instance.worker_phase == "ready"
+            return server, True, row.worker_phase == "ready"
         if server is None or not server.running or not server.ip_address or not server.health_port:
             return server, False, False
         base = f"http://{server.ip_address}:{server.health_port}"
@@ -107,79 +242,85 @@ class HealthLoop(Loop):
             return server, False, False
         return server, reachable, ready
 
-    def _heartbeat_fresh(self, instance: Instance, now: datetime) -> bool:
-        settings = self.ctx.settings
-        window = timedelta(
-            seconds=settings.worker_heartbeat_interval_s * settings.worker_heartbeat_misses
-        )
-        return (
-            instance.worker_last_heartbeat is not None
-            and now - instance.worker_last_heartbeat <= window
-        )
-
-    async def _decide(
+    def decide(
         self,
-        session: AsyncSession,
-        instance: Instance,
+        row: Row[Any] | Instance,
         server: ProviderServer | None,
         reachable: bool,
         ready: bool,
-    ) -> None:
-        now = datetime.now(UTC)
-        status = S(instance.status)
+        now: datetime,
+    ) -> list[Move]:
+        """What to do with one instance given what was observed; nothing is written."""
         if server is None or server.status == "deleted":
-            await self._server_gone(session, instance, status)
-            return
-        fresh = self._heartbeat_fresh(instance, now)
-        phase = instance.worker_phase
-        booting = status in (S.booting, S.installing, S.starting)
-        if booting and now - instance.created_at > timedelta(
-            seconds=self.ctx.settings.boot_timeout_s
-        ):
-            await transition(
-                session,
-                instance,
-                S.failed,
-                reason="not ready in time",
-                error_code="boot_timeout",
-                error_message=f"not ready within {self.ctx.settings.boot_timeout_s:.0f} s",
-            )
-            return
+            return [Move(server_gone=True)]
+        status = S(row.status)
+        boot_timeout_s = self.ctx.settings.boot_timeout_s
+        if status in COMING_UP and now - row.created_at > timedelta(seconds=boot_timeout_s):
+            return [
+                Move(
+                    S.failed,
+                    "not ready in time",
+                    error_code="boot_timeout",
+                    error_message=f"not ready within {boot_timeout_s:.0f} s",
+                )
+            ]
+        fresh = row.worker_last_heartbeat is not None and (
+            now - row.worker_last_heartbeat <= self.heartbeat_window
+        )
+        phase = row.worker_phase
+        done = {entry.get("step") for entry in row.progress_steps or []}
+        moves: list[Move] = []
+
+        def step(name: str) -> None:
+            if name not in done:
+                done.add(name)
+                moves.append(Move(step=name))
+
         if server.running:
-            record_step(instance, "provider_running", now)
+            step("provider_running")
         if status is S.booting and reachable:
-            await transition(
-                session,
-                instance,
-                S.installing,
-                reason="worker agent answers",
-                step="worker_reachable",
-            )
+            moves.append(Move(S.installing, "worker agent answers", step="worker_reachable"))
             status = S.installing
         # Registration, or any heartbeat since, sets worker_status.
-        if status is S.installing and instance.worker_status is not None:
-            await transition(
-                session, instance, S.starting, reason="worker registered", step="agent_registered"
-            )
+        if status is S.installing and row.worker_status is not None:
+            moves.append(Move(S.starting, "worker registered", step="agent_registered"))
             status = S.starting
         if status is S.starting:
             if phase in ("loading_model", "ready"):
-                record_step(instance, "engine_started", now)
+                step("engine_started")
             if phase == "loading_model":
-                record_step(instance, "model_loading", now)
+                step("model_loading")
             if ready and fresh and phase == "ready":
-                record_step(instance, "engine_started", now)
-                record_step(instance, "model_loading", now)
-                await transition(session, instance, S.ready, reason="worker ready", step="ready")
-            return
-        if status is S.ready and not (fresh and ready):
-            why = "heartbeats stopped" if not fresh else "worker not ready"
-            await transition(session, instance, S.unhealthy, reason=why)
+                step("model_loading")
+                moves.append(Move(S.ready, "worker ready", step="ready"))
+        elif status is S.ready and not (fresh and ready):
+            moves.append(
+                Move(S.unhealthy, "heartbeats stopped" if not fresh else "worker not ready")
+            )
         elif status is S.unhealthy and fresh and ready:
-            await transition(session, instance, S.ready, reason="worker recovered")
+            moves.append(Move(S.ready, "worker recovered"))
+        return moves
 
-    async def _server_gone(self, session: AsyncSession, instance: Instance, status: S) -> None:
-        reason = "the provider no longer has this server"
+    def _apply(
+        self, session: AsyncSession, instance: Instance, moves: list[Move], now: datetime
+    ) -> None:
+        for move in moves:
+            if move.server_gone:
+                self._server_gone(session, instance)
+            elif move.target is None:
+                record_step(instance, str(move.step), now)
+            else:
+                transition(
+                    session,
+                    instance,
+                    move.target,
+                    reason=move.reason,
+                    step=move.step,
+                    error_code=move.error_code,
+                    error_message=move.error_message,
+                )
+
+    def _server_gone(self, session: AsyncSession, instance: Instance) -> None:
         log_action(
             session,
             instance,
@@ -187,17 +328,17 @@ class HealthLoop(Loop):
             component="orchestrator",
             status="failed",
             error_code="server_gone",
-            error_message=reason,
+            error_message=SERVER_GONE,
         )
-        if status in (S.booting, S.installing, S.starting):
-            await transition(
+        if S(instance.status) in COMING_UP:
+            transition(
                 session,
                 instance,
                 S.failed,
-                reason=reason,
+                reason=SERVER_GONE,
                 error_code="server_gone",
-                error_message=reason,
+                error_message=SERVER_GONE,
             )
         else:
-            instance.error_code, instance.error_message = "server_gone", reason
-            await transition(session, instance, S.terminating, reason=reason)
+            instance.error_code, instance.error_message = "server_gone", SERVER_GONE
+            transition(session, instance, S.terminating, reason=SERVER_GONE)

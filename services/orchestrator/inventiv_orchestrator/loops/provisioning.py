@@ -7,23 +7,42 @@ provider calls final, the instance fails with the provider's reason.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions, instance_secrets
 from inventiv_common.bus import commit_and_publish
 from inventiv_common.db.models import Instance, InstanceType, InstanceVolume, Model, Provider, Zone
 from inventiv_common.lifecycle import InstanceStatus as S
-from inventiv_common.providers.base import ProviderError, ServerSpec
+from inventiv_common.providers.base import (
+    ProviderError,
+    ProviderServer,
+    ProviderVolume,
+    ServerSpec,
+)
 from inventiv_common.transitions import log_action, record_step, transition
 from inventiv_orchestrator.context import Context
-from inventiv_orchestrator.loops.base import Loop, claim_one
+from inventiv_orchestrator.loops.base import Loop
 
-BATCH = 200
-CONCURRENCY = 8
+# Instances claimed per transaction, and transactions in flight. The creates of a batch
+# run concurrently (a provider call is mostly waiting); the database work of the batch
+# (claim, codes, results) costs a handful of statements, not a handful per instance.
+BATCH = 32
+PARALLEL_BATCHES = 2
+MAX_PER_PASS = 2000
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Created:
+    server: ProviderServer
+    volumes: list[ProviderVolume]
 
 
 class ProvisioningLoop(Loop):
@@ -34,61 +53,97 @@ class ProvisioningLoop(Loop):
         self.ctx = ctx
 
     async def run_once(self) -> int:
-        # Several creates at once: a provider call is mostly waiting. SKIP LOCKED keeps
-        # the workers (and other orchestrators) off each other's instances.
-        done: list[uuid.UUID] = []
-        await asyncio.gather(*(self._work(done) for _ in range(CONCURRENCY)))
-        return len(done)
+        done: list[int] = []
+        await asyncio.gather(*(self._work(done) for _ in range(PARALLEL_BATCHES)))
+        return sum(done)
 
-    async def _work(self, done: list[uuid.UUID]) -> None:
-        while len(done) < BATCH:
-            async with self.ctx.session_factory() as session:
-                now = datetime.now(UTC)
-                instance = await claim_one(
+    async def _work(self, done: list[int]) -> None:
+        # Every claimed instance leaves the claimable set (booting, failed, or waiting
+        # for its retry time), so this ends when nothing is left.
+        while sum(done) < MAX_PER_PASS:
+            claimed = await self._batch()
+            if not claimed:
+                return
+            done.append(claimed)
+
+    async def _batch(self) -> int:
+        async with self.ctx.session_factory() as session:
+            instances = await self._claim(session, self._claimable(datetime.now(UTC)))
+            if not instances:
+                return 0
+            claimed = len(instances)
+            if any(i.bootstrap_secret_hash is None for i in instances):
+                # The secrets must be durable before any server carries them: a create
+                # that succeeds but whose transaction dies would otherwise leave a server
+                # with secrets nobody knows, which a retried create would find and keep.
+                for instance in instances:
+                    instance_secrets.ensure(instance, self.ctx.keyring)
+                await session.commit()
+                # The commit released the locks: take them again; rows another
+                # orchestrator took meanwhile are its own now.
+                instances = await self._claim(
                     session,
                     [
+                        Instance.id.in_([i.id for i in instances]),
                         Instance.status == S.provisioning.value,
-                        Instance.terminate_requested_at.is_(None),
-                        (Instance.next_attempt_at.is_(None)) | (Instance.next_attempt_at <= now),
-                        Instance.id.not_in(done) if done else Instance.id.is_not(None),
                     ],
                 )
-                if instance is None:
-                    return
-                done.append(instance.id)
-                await self.provision(session, instance)
-                await commit_and_publish(session, self.ctx.bus)
+            codes = await self._codes(session, instances)
+            outcomes = await asyncio.gather(*(self._create(i, codes[i.id]) for i in instances))
+            for instance, outcome in zip(instances, outcomes, strict=True):
+                if isinstance(outcome, Created):
+                    self._record(session, instance, codes[instance.id], outcome)
+                else:
+                    self._failed_attempt(session, instance, outcome)
+            await self._track_volumes(session, instances, outcomes)
+            await commit_and_publish(session, self.ctx.bus)
+        return claimed
 
-    async def provision(self, session: AsyncSession, instance: Instance) -> None:
-        if instance.bootstrap_secret_hash is None:
-            # The secrets must be durable before any server carries them: a create that
-            # succeeds but whose transaction dies would otherwise leave a server with
-            # secrets nobody knows, which a retried create would find and keep.
-            instance_secrets.ensure(instance, self.ctx.keyring)
-            await session.commit()
-            relocked = await session.scalar(
-                select(Instance)
-                .where(Instance.id == instance.id, Instance.status == S.provisioning.value)
-                .with_for_update(skip_locked=True)
-                .execution_options(populate_existing=True)
-            )
-            if relocked is None:
-                return  # another orchestrator took it meanwhile
-            instance = relocked
-        now = datetime.now(UTC)
-        instance.last_processed_at = now
-        provider_code, zone, type_code, model = (
-            await session.execute(
-                select(Provider.code, Zone.code, InstanceType.code, Model.model_id)
-                .select_from(Instance)
-                .join(Provider, Provider.id == Instance.provider_id)
-                .join(Zone, Zone.id == Instance.zone_id)
-                .join(InstanceType, InstanceType.id == Instance.instance_type_id)
-                .join(Model, Model.id == Instance.model_id)
-                .where(Instance.id == instance.id)
-            )
-        ).one()
-        secrets = instance_secrets.ensure(instance, self.ctx.keyring)
+    @staticmethod
+    def _claimable(now: datetime) -> list[ColumnElement[bool]]:
+        return [
+            Instance.status == S.provisioning.value,
+            Instance.terminate_requested_at.is_(None),
+            (Instance.next_attempt_at.is_(None)) | (Instance.next_attempt_at <= now),
+        ]
+
+    @staticmethod
+    async def _claim(
+        session: AsyncSession, conditions: list[ColumnElement[bool]]
+    ) -> list[Instance]:
+        return list(
+            (
+                await session.scalars(
+                    select(Instance)
+                    .where(*conditions)
+                    .order_by(Instance.last_processed_at.asc().nulls_first(), Instance.created_at)
+                    .limit(BATCH)
+                    .with_for_update(skip_locked=True)
+                    .execution_options(populate_existing=True)
+                )
+            ).all()
+        )
+
+    @staticmethod
+    async def _codes(
+        session: AsyncSession, instances: list[Instance]
+    ) -> dict[uuid.UUID, tuple[str, str, str, str]]:
+        """instance id -> (provider, zone, instance type, model) codes, in one query."""
+        rows = await session.execute(
+            select(Instance.id, Provider.code, Zone.code, InstanceType.code, Model.model_id)
+            .join(Provider, Provider.id == Instance.provider_id)
+            .join(Zone, Zone.id == Instance.zone_id)
+            .join(InstanceType, InstanceType.id == Instance.instance_type_id)
+            .join(Model, Model.id == Instance.model_id)
+            .where(Instance.id.in_([i.id for i in instances]))
+        )
+        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+
+    async def _create(
+        self, instance: Instance, codes: tuple[str, str, str, str]
+    ) -> Created | Exception:
+        provider_code, zone, type_code, model = codes
+        secrets = instance_secrets.open_secrets(instance, self.ctx.keyring)
         spec = ServerSpec(
             name=str(instance.id),
             zone=zone,
@@ -102,9 +157,25 @@ class ProvisioningLoop(Loop):
         try:
             provider = self.ctx.provider(provider_code)
             server = await provider.create(spec)
+            volumes = list(server.volumes) or await provider.list_volumes(server.provider_id)
+            return Created(server, volumes)
         except (ProviderError, KeyError) as exc:
-            await self._failed_attempt(session, instance, exc)
-            return
+            return exc
+        except Exception as exc:
+            # One create's surprise must not undo what the rest of the batch recorded.
+            log.exception("provider create raised", extra={"instance_id": str(instance.id)})
+            return ProviderError(f"{type(exc).__name__}: {exc}", retryable=True)
+
+    def _record(
+        self,
+        session: AsyncSession,
+        instance: Instance,
+        codes: tuple[str, str, str, str],
+        created: Created,
+    ) -> None:
+        now = datetime.now(UTC)
+        server = created.server
+        instance.last_processed_at = now
         instance.provider_instance_id = server.provider_id
         instance.ip_address = server.ip_address
         instance.worker_health_port = server.health_port
@@ -117,10 +188,9 @@ class ProvisioningLoop(Loop):
             instance,
             actions.PROVIDER_CREATE,
             component="orchestrator",
-            details={"provider": provider_code, "server": server.provider_id, "zone": zone},
+            details={"provider": codes[0], "server": server.provider_id, "zone": codes[1]},
         )
-        await self._track_volumes(session, instance, provider_code, server.provider_id)
-        await transition(
+        transition(
             session,
             instance,
             S.booting,
@@ -128,38 +198,37 @@ class ProvisioningLoop(Loop):
             step="provider_running" if server.running else None,
         )
 
+    @staticmethod
     async def _track_volumes(
-        self, session: AsyncSession, instance: Instance, provider_code: str, server_id: str
+        session: AsyncSession, instances: list[Instance], outcomes: list[Created | Exception]
     ) -> None:
-        provider = self.ctx.provider(provider_code)
-        for volume in await provider.list_volumes():
-            if volume.server_id != server_id:
-                continue
-            exists = await session.scalar(
-                select(InstanceVolume.id).where(
-                    InstanceVolume.provider_id == instance.provider_id,
-                    InstanceVolume.provider_volume_id == volume.provider_id,
-                )
+        rows = [
+            {
+                "instance_id": instance.id,
+                "provider_id": instance.provider_id,
+                "zone_code": volume.zone,
+                "provider_volume_id": volume.provider_id,
+                "name": volume.name,
+                "volume_type": volume.volume_type,
+                "size_gb": volume.size_gb,
+                "is_boot": volume.name.endswith("-boot"),
+            }
+            for instance, outcome in zip(instances, outcomes, strict=True)
+            if isinstance(outcome, Created)
+            for volume in outcome.volumes
+        ]
+        if rows:
+            # A retried create finds volumes already tracked: those are left as they are.
+            await session.execute(
+                pg_insert(InstanceVolume)
+                .values(rows)
+                .on_conflict_do_nothing(constraint="uq_instance_volumes_provider_volume")
             )
-            if exists is None:
-                session.add(
-                    InstanceVolume(
-                        instance_id=instance.id,
-                        provider_id=instance.provider_id,
-                        zone_code=volume.zone,
-                        provider_volume_id=volume.provider_id,
-                        name=volume.name,
-                        volume_type=volume.volume_type,
-                        size_gb=volume.size_gb,
-                        is_boot=volume.name.endswith("-boot"),
-                    )
-                )
 
-    async def _failed_attempt(
-        self, session: AsyncSession, instance: Instance, exc: Exception
-    ) -> None:
+    def _failed_attempt(self, session: AsyncSession, instance: Instance, exc: Exception) -> None:
         settings = self.ctx.settings
         instance.attempt_count += 1
+        instance.last_processed_at = datetime.now(UTC)
         retryable = getattr(exc, "retryable", False)
         message = str(exc)
         log_action(
@@ -177,7 +246,7 @@ class ProvisioningLoop(Loop):
             instance.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
             instance.error_code, instance.error_message = "provider_retrying", message
             return
-        await transition(
+        transition(
             session,
             instance,
             S.failed,

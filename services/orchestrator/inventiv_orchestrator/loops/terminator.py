@@ -64,7 +64,7 @@ class TerminatorLoop(Loop):
         instance.last_processed_at = datetime.now(UTC)
         status = S(instance.status)
         if status is not S.failed and status is not S.terminating:
-            await transition(session, instance, S.terminating, reason="termination requested")
+            transition(session, instance, S.terminating, reason="termination requested")
         provider_code = await session.scalar(
             select(Provider.code).where(Provider.id == instance.provider_id)
         )
@@ -101,10 +101,11 @@ class TerminatorLoop(Loop):
             .where(WorkerAuthToken.instance_id == instance.id, WorkerAuthToken.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
+        self.ctx.tokens.drop_instance(instance.id)
         if status is S.failed:
             instance.terminated_at = datetime.now(UTC)  # server released; status stays failed
         else:
-            await transition(session, instance, S.terminated, reason="server terminated")
+            transition(session, instance, S.terminated, reason="server terminated")
 
     async def _delete_volumes(
         self, session: AsyncSession, instance: Instance, provider: CloudProvider

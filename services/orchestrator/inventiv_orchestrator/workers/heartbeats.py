@@ -2,15 +2,19 @@
 
 Each heartbeat replaces the previous one of its instance in the buffer; every flush
 writes one UPDATE for all instances and one INSERT per sample table, so thousands of
-workers cost a few statements a second, not one transaction per heartbeat.
+workers cost a few statements a second, not one transaction per heartbeat. A heartbeat
+whose phase differs from the last one seen (a worker that just became ready, or is
+draining) is written at once and wakes whoever waits for it: state changes are not
+held back by batching.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,6 +26,8 @@ from inventiv_common.db.models import GpuSample, Instance, SystemSample
 
 log = logging.getLogger(__name__)
 MAX_PENDING_SAMPLES = 200_000
+# Phases of workers silent this long are forgotten (their instances are gone or moved).
+FORGET_PHASE_AFTER_S = 3600.0
 SYSTEM_FIELDS = (
     "cpu_pct",
     "load_1m",
@@ -42,9 +48,17 @@ class HeartbeatBuffer:
     gpu_rows: list[dict[str, Any]] = field(default_factory=list)
     flushes: int = 0
     rows_written: int = 0
+    # instance -> (last phase seen, when): tells a phase change from a routine beat.
+    phases: dict[uuid.UUID, tuple[str | None, float]] = field(default_factory=dict)
+    urgent: asyncio.Event = field(default_factory=asyncio.Event)
 
     def add(self, instance_id: uuid.UUID, beat: dict[str, Any]) -> None:
         now = datetime.now(UTC)
+        phase = str(beat.get("phase"))[:32] if beat.get("phase") else None
+        seen = self.phases.get(instance_id)
+        if seen is None or seen[0] != phase:
+            self.urgent.set()
+        self.phases[instance_id] = (phase, time.monotonic())
         reported = beat.get("engine")
         engine: dict[str, Any] = reported if isinstance(reported, dict) else {}
         gpus = [g for g in beat.get("gpus") or [] if isinstance(g, dict)]
@@ -56,7 +70,7 @@ class HeartbeatBuffer:
         self.latest[instance_id] = {
             "b_id": instance_id,
             "worker_last_heartbeat": now,
-            "worker_phase": str(beat.get("phase"))[:32] if beat.get("phase") else None,
+            "worker_phase": phase,
             "worker_status": "healthy" if engine.get("healthy") else "registered",
             "worker_queue_depth": int(engine.get("requests_waiting") or 0),
             "worker_gpu_utilization": sum(utilization) / len(utilization) if utilization else None,
@@ -129,11 +143,35 @@ class HeartbeatBuffer:
         session_factory: async_sessionmaker[AsyncSession],
         interval_s: float,
         stop: asyncio.Event,
+        on_phase_change: Callable[[], None] = lambda: None,
     ) -> None:
+        """Flush every `interval_s`, and at once after a phase change."""
+        next_flush = time.monotonic() + interval_s
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            waiters = [
+                asyncio.ensure_future(stop.wait()),
+                asyncio.ensure_future(self.urgent.wait()),
+            ]
+            await asyncio.wait(
+                waiters,
+                timeout=max(0.0, next_flush - time.monotonic()),
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            for waiter in waiters:
+                waiter.cancel()
+            urgent = self.urgent.is_set()
+            self.urgent.clear()
             await self.flush(session_factory)
+            if urgent:
+                on_phase_change()
+            if time.monotonic() >= next_flush:
+                next_flush = time.monotonic() + interval_s
+                self._forget_silent()
+
+    def _forget_silent(self) -> None:
+        cutoff = time.monotonic() - FORGET_PHASE_AFTER_S
+        for instance_id in [i for i, (_, at) in self.phases.items() if at < cutoff]:
+            del self.phases[instance_id]
 
 
 def _num(value: Any) -> float | int | None:

@@ -53,7 +53,7 @@ async def register(request: Request) -> JSONResponse:
         return _error(exc)
     async with resources_of(request).session_factory() as session:
         try:
-            token = await service.register(
+            instance_id, token = await service.register(
                 session=session, settings=ctx.settings, bootstrap_secret=secret, body=body
             )
         except service.WorkerAuthError as exc:
@@ -61,6 +61,10 @@ async def register(request: Request) -> JSONResponse:
                 await session.commit()
             return _error(exc)
         await session.commit()
+    ctx.tokens.drop_instance(instance_id)  # the tokens registration just revoked
+    # A registered worker moves its instance on (installing -> starting) without waiting.
+    if loop := request.app.state.loops.get("health"):
+        loop.wake()
     return JSONResponse(
         {"token": token, "heartbeat_interval_s": ctx.settings.worker_heartbeat_interval_s}
     )

@@ -18,7 +18,9 @@ from inventiv_common.lifecycle import InstanceStatus as S
 from inventiv_common.transitions import log_action
 from inventiv_orchestrator.settings import OrchestratorSettings
 
-TOKEN_CACHE_TTL_S = 10.0
+# Longer than a heartbeat interval, so a steady worker costs no database read. A token
+# revoked by this process is dropped at once; another replica notices within the TTL.
+TOKEN_CACHE_TTL_S = 60.0
 
 
 class WorkerAuthError(Exception):
@@ -31,8 +33,7 @@ class WorkerAuthError(Exception):
 
 @dataclass
 class TokenCache:
-    """token hash -> (instance id, expiry): heartbeats need no database read. Entries
-    live seconds, so a revoked token stops working promptly on every replica."""
+    """token hash -> (instance id, expiry): heartbeats need no database read."""
 
     entries: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
 
@@ -57,7 +58,8 @@ async def register(
     settings: OrchestratorSettings,
     bootstrap_secret: str,
     body: dict[str, object],
-) -> str:
+) -> tuple[uuid.UUID, str]:
+    """Check the bootstrap secret and issue a new worker token (older ones revoked)."""
     try:
         instance_id = uuid.UUID(str(body.get("instance_id")))
     except ValueError:
@@ -110,7 +112,7 @@ async def register(
         details={"agent_version": instance.worker_agent_version, "version_mismatch": mismatch},
     )
     await session.flush()
-    return token
+    return instance.id, token
 
 
 async def instance_for_token(*, session: AsyncSession, cache: TokenCache, token: str) -> uuid.UUID:
