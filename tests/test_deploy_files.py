@@ -139,3 +139,12 @@ def test_readme_starts_with_the_two_commands() -> None:
 def test_ci_runs_make_test() -> None:
     assert "make test" in (ROOT / ".ci" / "run").read_text()
     assert Path(ROOT / ".ci" / "run").stat().st_mode & 0o111
+
+
+def test_worker_image_installs_only_the_worker_extra(dockerfile: str) -> None:
+    # The image the docker runtime starts: agent and mock engine, no control plane.
+    build = re.search(r"AS build-worker\n(?:.*\n)*?.*pip install[^\n]*", dockerfile)
+    assert build is not None and '".[worker]"' in build.group(0)
+    stage = re.search(r"AS worker\n(?:.*\n)*?CMD \[\"([^\"]+)\"\]", dockerfile)
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    assert stage is not None and scripts[stage.group(1)] == "inventiv_worker.agent:main"

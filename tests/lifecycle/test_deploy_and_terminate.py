@@ -156,15 +156,38 @@ def test_worker_endpoints_refuse_bad_credentials(platform: Platform) -> None:
     assert garbage.status_code == 400
 
 
-def test_live_feed_streams_the_workspace_changes(platform: Platform) -> None:
+def test_live_feed_streams_the_workspace_changes_and_nothing_to_others(
+    platform: Platform,
+) -> None:
+    import contextlib
     import json
     import threading
 
-    events: list[dict[str, object]] = []
-    connected = threading.Event()
+    # Someone in another organization, watching their own workspace's feed.
+    created = platform.admin.post(
+        "/users",
+        json={
+            "username": "elsewhere",
+            "email": "elsewhere@example.test",
+            "password": "another-long-password",
+            "role": "user",
+        },
+    )
+    assert created.status_code == 201, created.text
+    outsider = platform.api.login("elsewhere", "another-long-password")
+    org = outsider.post("/organizations", json={"name": "Elsewhere"})
+    assert org.status_code == 201, org.text
+    switched = outsider.put("/organizations/current", json={"organization_id": org.json()["id"]})
+    assert switched.status_code == 204
 
-    def listen() -> None:
-        with platform.admin.stream("GET", "/events/instances", timeout=60) as response:
+    feeds: dict[str, list[dict[str, object]]] = {"admin": [], "outsider": []}
+    connected = {name: threading.Event() for name in feeds}
+
+    def listen(name: str, client: httpx.Client) -> None:
+        with (
+            contextlib.suppress(httpx.HTTPError),  # the feed is cut when the platform stops
+            client.stream("GET", "/events/instances", timeout=60) as response,
+        ):
             assert response.headers["content-type"].startswith("text/event-stream")
             kind = None
             for line in response.iter_lines():
@@ -172,25 +195,31 @@ def test_live_feed_streams_the_workspace_changes(platform: Platform) -> None:
                     kind = line[7:]
                 elif line.startswith("data: "):
                     if kind == "ready":
-                        connected.set()
+                        connected[name].set()
                     elif kind == "instance":
-                        events.append(json.loads(line[6:]))
-                        if events[-1]["to"] == "ready":
+                        feeds[name].append(json.loads(line[6:]))
+                        if feeds[name][-1]["to"] == "ready":
                             return
 
-    reader = threading.Thread(target=listen, daemon=True)
-    reader.start()
-    assert connected.wait(10)
+    readers = [
+        threading.Thread(target=listen, args=(name, client), daemon=True)
+        for name, client in (("admin", platform.admin), ("outsider", outsider))
+    ]
+    for reader in readers:
+        reader.start()
+    assert all(event.wait(10) for event in connected.values())
     instance_id = platform.deploy()["id"]
-    reader.join(timeout=60)
-    moves = [(e["from"], e["to"]) for e in events if e["instance_id"] == instance_id]
+    readers[0].join(timeout=60)
+    moves = [(e["from"], e["to"]) for e in feeds["admin"] if e["instance_id"] == instance_id]
     assert moves == [
         ("provisioning", "booting"),
         ("booting", "installing"),
         ("installing", "starting"),
         ("starting", "ready"),
     ]
-    assert events[-1]["progress"] == 100
+    assert feeds["admin"][-1]["progress"] == 100
+    # The other organization's feed, open the whole time, carried none of it.
+    assert feeds["outsider"] == []
 
 
 def test_agent_checksum_mismatch_is_flagged_or_refused(platform: Platform) -> None:

@@ -16,7 +16,7 @@ from inventiv_common.db.models import Instance, Model
 from inventiv_common.lifecycle import InstanceStatus
 from inventiv_common.providers.base import ServerSpec
 from inventiv_common.providers.mock import MockProvider
-from inventiv_common.providers.mock_runtime import ProcessRuntime
+from inventiv_common.providers.mock_runtime import build_runtime
 from inventiv_common.settings import DEV_SECRET_FALLBACK, ConfigError
 
 LIVE = [
@@ -34,7 +34,12 @@ async def run(command: str, instance_id: str | None, database_url: str) -> list[
     engine = make_engine(database_url, pool_size=2, app_name="inventiv-cli")
     sessions = make_session_factory(engine)
     home = Path(os.environ.get("INVENTIV_HOME", ".inventiv")).resolve()  # noqa: ASYNC240
-    provider = MockProvider(sessions, ProcessRuntime(home))
+    runtime = build_runtime(
+        os.environ.get("MOCK_RUNTIME", "process"),
+        home=home,
+        docker_image=os.environ.get("MOCK_DOCKER_IMAGE", "inventiv-worker:latest"),
+    )
+    provider = MockProvider(sessions, runtime)
     control_plane = os.environ.get("WORKER_CONTROL_PLANE_URL", "http://127.0.0.1:8003")
     heartbeat = float(os.environ.get("WORKER_HEARTBEAT_INTERVAL_S", "10"))
     lines: list[str] = []

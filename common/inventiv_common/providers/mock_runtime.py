@@ -4,7 +4,7 @@
 mock engine, as local processes on free loopback ports. They run in their own session
 (like a VM outlives the control plane), so an orchestrator that crashes and restarts
 finds its servers still there. `SimulatedRuntime` starts nothing: for benchmarks of
-the control plane alone.
+the control plane alone. `DockerRuntime` (docker_runtime) runs them as a container.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import psutil
 
 from inventiv_common.net import free_port
 from inventiv_common.providers.base import ServerSpec
+from inventiv_common.providers.docker_runtime import DockerRuntime
 
 STOP_GRACE_S = 20.0
 
@@ -177,3 +178,14 @@ class SimulatedRuntime:
 
     def stop_strays(self, server_id: str) -> None:
         return None
+
+
+def build_runtime(
+    kind: str, *, home: Path, docker_image: str, engine_startup_delay_s: float = 0.0
+) -> Runtime:
+    """The runtime MOCK_RUNTIME names; the orchestrator and the operator CLI share it."""
+    if kind == "simulated":
+        return SimulatedRuntime()
+    if kind == "docker":
+        return DockerRuntime(docker_image, engine_startup_delay_s=engine_startup_delay_s)
+    return ProcessRuntime(home, engine_startup_delay_s=engine_startup_delay_s)

@@ -12,7 +12,7 @@ from inventiv_common.bus import EventBus
 from inventiv_common.crypto import KeyRing
 from inventiv_common.providers.base import CloudProvider
 from inventiv_common.providers.mock import MockProvider
-from inventiv_common.providers.mock_runtime import ProcessRuntime, SimulatedRuntime
+from inventiv_common.providers.mock_runtime import build_runtime
 from inventiv_orchestrator.settings import OrchestratorSettings
 from inventiv_orchestrator.workers.service import TokenCache
 
@@ -38,13 +38,11 @@ class Context:
 def build_providers(
     settings: OrchestratorSettings, session_factory: async_sessionmaker[AsyncSession]
 ) -> dict[str, CloudProvider]:
-    runtime = (
-        SimulatedRuntime()
-        if settings.mock_runtime == "simulated"
-        else ProcessRuntime(
-            Path(settings.inventiv_home).resolve(),
-            engine_startup_delay_s=settings.mock_engine_startup_delay_s,
-        )
+    runtime = build_runtime(
+        settings.mock_runtime,
+        home=Path(settings.inventiv_home).resolve(),
+        docker_image=settings.mock_docker_image,
+        engine_startup_delay_s=settings.mock_engine_startup_delay_s,
     )
     mock = MockProvider(session_factory, runtime, fail_creates=settings.mock_fail_creates)
     return {"mock": mock}

@@ -55,10 +55,16 @@ class OrchestratorSettings(CommonSettings):
     heartbeat_flush_interval_s: float = Field(
         default=1.0, gt=0, validation_alias="HEARTBEAT_FLUSH_INTERVAL_S"
     )
-    # Mock provider: `process` runs an agent and a mock engine per instance; `simulated`
-    # runs nothing (control-plane benchmarks).
+    # Mock provider: `process` runs an agent and a mock engine per instance as local
+    # processes; `docker` runs them as a container of MOCK_DOCKER_IMAGE (engine found
+    # through DOCKER_HOST, as the docker CLI does); `simulated` runs nothing (benchmarks).
     mock_runtime: str = Field(
-        default="process", pattern="^(process|simulated)$", validation_alias="MOCK_RUNTIME"
+        default="process",
+        pattern="^(process|docker|simulated)$",
+        validation_alias="MOCK_RUNTIME",
+    )
+    mock_docker_image: str = Field(
+        default="inventiv-worker:latest", validation_alias="MOCK_DOCKER_IMAGE"
     )
     mock_engine_startup_delay_s: float = Field(
         default=1.0, ge=0, validation_alias="MOCK_ENGINE_STARTUP_DELAY_S"
