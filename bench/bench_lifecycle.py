@@ -328,6 +328,8 @@ async def run() -> None:
         )
     finally:
         fleet.stop.set()
+        for task in fleet.booting.values():
+            task.cancel()
         if "beating" in locals():
             beating.cancel()
         await fleet.client.aclose()
