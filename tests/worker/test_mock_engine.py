@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,46 +12,8 @@ import openai
 import pytest
 
 from inventiv_worker.mock_engine import completion_words, count_tokens
-from tests.support import free_port
-
-MODEL = "inventiv/mock-echo"
-
-
-class Engine:
-    def __init__(self, tmp_path: Path, *flags: str) -> None:
-        self.port = free_port()
-        self.log = (tmp_path / f"engine-{self.port}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "inventiv_worker.mock_engine",
-                "--port",
-                str(self.port),
-                "--model",
-                MODEL,
-                *flags,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.port}"
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                httpx.get(f"{self.url}/version", timeout=1)
-                return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError("mock engine did not start")
-
-    def client(self, key: str = "unused") -> openai.OpenAI:
-        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=key, max_retries=0)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=20)
-        self.log.close()
+from tests.support import MOCK_MODEL as MODEL
+from tests.support import MockEngineProcess as Engine
 
 
 @pytest.fixture

@@ -1,0 +1,166 @@
+"""The gateway's engine client against the real mock engine process: keep-alive reuse,
+streamed bodies handed over as they arrive, a dropped stream stopping the engine, a
+stale pooled connection replaced transparently, and failures that say whether the
+request may have reached the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from inventiv_api.gateway.upstream import ConnectFailed, UpstreamPool
+from inventiv_common.net import free_port
+from tests.support import MOCK_MODEL, MockEngineProcess
+
+KEY = "ek_upstream_test"
+AUTH = [(b"authorization", b"Bearer " + KEY.encode()), (b"content-type", b"application/json")]
+
+
+def chat(max_tokens: int, *, stream: bool = False) -> bytes:
+    return json.dumps(
+        {
+            "model": MOCK_MODEL,
+            "messages": [{"role": "user", "content": "one two three"}],
+            "max_tokens": max_tokens,
+            "stream": stream,
+        }
+    ).encode()
+
+
+@pytest.fixture
+def engine(tmp_path: Path):
+    process = MockEngineProcess(tmp_path, "--api-key", KEY, "--token-delay-ms", "40")
+    yield process
+    process.stop()
+
+
+async def test_requests_reuse_one_connection(engine: MockEngineProcess) -> None:
+    pool = UpstreamPool()
+    connects = 0
+    original = pool._connect
+
+    async def counting(host: str, port: int):
+        nonlocal connects
+        connects += 1
+        return await original(host, port)
+
+    pool._connect = counting  # type: ignore[method-assign]
+    try:
+        for _ in range(3):
+            response = await pool.send(
+                "127.0.0.1", engine.port, "POST", "/v1/chat/completions", AUTH, chat(2)
+            )
+            body = json.loads(await response.read())
+            assert response.status == 200
+            assert body["usage"] == {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        assert connects == 1
+    finally:
+        await pool.close()
+
+
+async def test_stream_pieces_arrive_before_the_end(engine: MockEngineProcess) -> None:
+    pool = UpstreamPool()
+    try:
+        started = time.monotonic()
+        response = await pool.send(
+            "127.0.0.1", engine.port, "POST", "/v1/chat/completions", AUTH, chat(8, stream=True)
+        )
+        assert response.status == 200
+        assert response.header(b"content-type") == b"text/event-stream"
+        arrivals, text = [], b""
+        async for piece in response.iter_body():
+            arrivals.append(time.monotonic() - started)
+            text += piece
+        # Eight tokens 40 ms apart: the first is handed over long before the last.
+        assert arrivals[-1] - arrivals[0] >= 0.2
+        events = [e for e in text.split(b"\n\n") if e.startswith(b"data: {")]
+        assert len(events) == 8
+        assert text.rstrip().endswith(b"data: [DONE]")
+    finally:
+        await pool.close()
+
+
+async def test_aborting_a_stream_stops_the_engine(engine: MockEngineProcess) -> None:
+    pool = UpstreamPool()
+    try:
+        before = engine.metric("generation_tokens_total")
+        response = await pool.send(
+            "127.0.0.1", engine.port, "POST", "/v1/chat/completions", AUTH, chat(50, stream=True)
+        )
+        async for _ in response.iter_body():
+            break  # the client went away after the first piece
+        response.abort()
+        await asyncio.sleep(0.5)
+        produced = engine.metric("generation_tokens_total") - before
+        assert 1 <= produced < 50
+        assert pool._idle.get(("127.0.0.1", engine.port), []) == []
+    finally:
+        await pool.close()
+
+
+async def test_a_stale_pooled_connection_is_replaced(tmp_path: Path) -> None:
+    port = free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "inventiv_worker.mock_engine",
+        "--port",
+        str(port),
+        "--api-key",
+        KEY,
+    ]
+    pool = UpstreamPool()
+    engine = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_up(port)
+        response = await pool.send("127.0.0.1", port, "GET", "/version", [])
+        await response.read()
+        assert len(pool._idle[("127.0.0.1", port)]) == 1
+        engine.terminate()
+        engine.wait(10)
+        # The engine restarts on the same port; the pooled connection is dead.
+        engine = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _wait_up(port)
+        response = await pool.send("127.0.0.1", port, "GET", "/version", [])
+        assert response.status == 200
+        await response.read()
+        assert len(pool._idle[("127.0.0.1", port)]) == 1
+    finally:
+        engine.terminate()
+        engine.wait(10)
+        await pool.close()
+
+
+def _wait_up(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/version", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+    raise AssertionError("mock engine did not start")
+
+
+async def test_failures_say_whether_the_request_may_have_arrived(
+    engine: MockEngineProcess,
+) -> None:
+    pool = UpstreamPool(connect_timeout_s=1)
+    try:
+        with pytest.raises(ConnectFailed):
+            await pool.send("127.0.0.1", free_port(), "POST", "/v1/chat/completions", AUTH, b"{}")
+        # The engine's own refusals are answers, not transport failures.
+        response = await pool.send(
+            "127.0.0.1", engine.port, "POST", "/v1/chat/completions", [], chat(1)
+        )
+        assert response.status == 401
+        assert json.loads(await response.read())["error"]["code"] == "invalid_api_key"
+    finally:
+        await pool.close()
