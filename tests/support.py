@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -18,6 +19,7 @@ import httpx
 import openai
 
 from inventiv_common.net import free_port
+from inventiv_common.providers.base import ServerSpec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -179,21 +181,21 @@ class MockEngineProcess:
     def __init__(self, tmp_path: Path, *flags: str) -> None:
         self.port = free_port()
         self.log = (tmp_path / f"engine-{self.port}.log").open("wb")
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "inventiv_worker.mock_engine",
-                "--port",
-                str(self.port),
-                "--model",
-                MOCK_MODEL,
-                *flags,
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
+        self.command = [
+            sys.executable,
+            "-m",
+            "inventiv_worker.mock_engine",
+            "--port",
+            str(self.port),
+            "--model",
+            MOCK_MODEL,
+            *flags,
+        ]
         self.url = f"http://127.0.0.1:{self.port}"
+        self._start()
+
+    def _start(self) -> None:
+        self.proc = subprocess.Popen(self.command, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -213,7 +215,28 @@ class MockEngineProcess:
                 return float(line.rsplit(" ", 1)[1])
         raise KeyError(name)
 
+    def restart(self) -> None:
+        """Stop and start again on the same port (connections to it die)."""
+        self.proc.terminate()
+        self.proc.wait(timeout=20)
+        self._start()
+
     def stop(self) -> None:
         self.proc.terminate()
         self.proc.wait(timeout=20)
         self.log.close()
+
+
+def mock_spec(name: str, **overrides: Any) -> ServerSpec:
+    """What the orchestrator would ask a provider for, for a Mock server."""
+    fields: dict[str, Any] = {
+        "name": name,
+        "zone": "local-1",
+        "instance_type": "MOCK-GPU-S",
+        "model": MOCK_MODEL,
+        "control_plane_url": "http://127.0.0.1:9",
+        "bootstrap_secret": "wb_test",
+        "engine_key": "ek_test",
+        **overrides,
+    }
+    return ServerSpec(**fields)

@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from inventiv_api.gateway.upstream import ConnectFailed, UpstreamPool
@@ -105,48 +102,19 @@ async def test_aborting_a_stream_stops_the_engine(engine: MockEngineProcess) -> 
         await pool.close()
 
 
-async def test_a_stale_pooled_connection_is_replaced(tmp_path: Path) -> None:
-    port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "inventiv_worker.mock_engine",
-        "--port",
-        str(port),
-        "--api-key",
-        KEY,
-    ]
+async def test_a_stale_pooled_connection_is_replaced(engine: MockEngineProcess) -> None:
     pool = UpstreamPool()
-    engine = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_up(port)
-        response = await pool.send("127.0.0.1", port, "GET", "/version", [])
+        response = await pool.send("127.0.0.1", engine.port, "GET", "/version", [])
         await response.read()
-        assert len(pool._idle[("127.0.0.1", port)]) == 1
-        engine.terminate()
-        engine.wait(10)
-        # The engine restarts on the same port; the pooled connection is dead.
-        engine = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_up(port)
-        response = await pool.send("127.0.0.1", port, "GET", "/version", [])
+        assert len(pool._idle[("127.0.0.1", engine.port)]) == 1
+        engine.restart()  # the pooled connection is now dead
+        response = await pool.send("127.0.0.1", engine.port, "GET", "/version", [])
         assert response.status == 200
         await response.read()
-        assert len(pool._idle[("127.0.0.1", port)]) == 1
+        assert len(pool._idle[("127.0.0.1", engine.port)]) == 1
     finally:
-        engine.terminate()
-        engine.wait(10)
         await pool.close()
-
-
-def _wait_up(port: int) -> None:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/version", timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    raise AssertionError("mock engine did not start")
 
 
 async def test_failures_say_whether_the_request_may_have_arrived(

@@ -18,6 +18,7 @@ import pytest
 
 from inventiv_common.providers.base import ProviderError, ServerSpec
 from inventiv_common.providers.docker_runtime import SERVER_LABEL, DockerRuntime
+from tests.support import mock_spec
 
 
 class FakeEngine:
@@ -123,11 +124,8 @@ def engine() -> Iterator[tuple[FakeEngine, str]]:
 
 
 def spec(name: str) -> ServerSpec:
-    return ServerSpec(
-        name=name,
-        zone="local-1",
-        instance_type="MOCK-GPU-S",
-        model="inventiv/mock-echo",
+    return mock_spec(
+        name,
         control_plane_url="http://127.0.0.1:8003",
         bootstrap_secret="wb_secret",
         engine_key="ek_key",

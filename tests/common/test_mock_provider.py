@@ -17,18 +17,11 @@ from inventiv_common.db.models import MockServer
 from inventiv_common.providers.base import ServerSpec
 from inventiv_common.providers.mock import MockProvider
 from inventiv_common.providers.mock_runtime import ProcessRuntime, SimulatedRuntime
+from tests.support import mock_spec
 
 
 def _spec(name: str) -> ServerSpec:
-    return ServerSpec(
-        name=name,
-        zone="local-1",
-        instance_type="MOCK-GPU-S",
-        model="inventiv/mock-echo",
-        control_plane_url="http://127.0.0.1:9",
-        bootstrap_secret="b",
-        engine_key="e",
-    )
+    return mock_spec(name)
 
 
 async def test_create_and_terminate_are_idempotent(engine: AsyncEngine) -> None:

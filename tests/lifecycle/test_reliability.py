@@ -11,7 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from tests.lifecycle.conftest import HEARTBEAT_S, Platform, runtime_processes
-from tests.support import ThrowawayRedis
+from tests.support import ThrowawayRedis, mock_spec
 
 
 async def _servers(database_url: str) -> list[asyncpg.Record]:
@@ -136,7 +136,6 @@ def test_watchdog_terminates_orphan_servers(platform: Platform) -> None:
     import uuid
 
     from inventiv_common.db.engine import make_engine, make_session_factory
-    from inventiv_common.providers.base import ServerSpec
     from inventiv_common.providers.mock import MockProvider
     from inventiv_common.providers.mock_runtime import ProcessRuntime
 
@@ -146,17 +145,7 @@ def test_watchdog_terminates_orphan_servers(platform: Platform) -> None:
         engine = make_engine(platform.env["DATABASE_URL"], pool_size=1)
         try:
             provider = MockProvider(make_session_factory(engine), ProcessRuntime(platform.home))
-            server = await provider.create(
-                ServerSpec(
-                    name=orphan_name,
-                    zone="local-1",
-                    instance_type="MOCK-GPU-S",
-                    model="inventiv/mock-echo",
-                    control_plane_url="http://127.0.0.1:9",
-                    bootstrap_secret="x",
-                    engine_key="y",
-                )
-            )
+            server = await provider.create(mock_spec(orphan_name))
             return server.provider_id
         finally:
             await engine.dispose()
