@@ -104,24 +104,15 @@ class MockProvider:
             size_gb=BOOT_VOLUME_GB,
             volume_type="b_ssd",
         )
-        volumes = (ProviderVolume(volume.id, volume.name, volume.zone, BOOT_VOLUME_GB, server.id),)
-        if not self.runtime.leaves_processes:
+        instant = not self.runtime.leaves_processes
+        if instant:
             # Nothing to lose if this transaction dies: record it running in one go.
-            self._mark_running(server, self.runtime.start(server.id, spec))
-            session.add_all([server, volume])
-            await session.commit()
-            return replace(self._server(server), volumes=volumes)
+            for name, value in _running(self.runtime.start(server.id, spec)).items():
+                setattr(server, name, value)
         session.add_all([server, volume])
         await session.commit()
-        return replace(await self._start_runtime(server.id, spec), volumes=volumes)
-
-    @staticmethod
-    def _mark_running(server: MockServer, details: dict[str, Any]) -> None:
-        server.status = "running"
-        server.ip_address = "127.0.0.1"
-        server.health_port = details.get("health_port")
-        server.engine_port = details.get("engine_port")
-        server.details = details
+        made = self._server(server) if instant else await self._start_runtime(server.id, spec)
+        return replace(made, volumes=(_volume(volume),))
 
     async def _start_runtime(self, server_id: str, spec: ServerSpec) -> ProviderServer:
         details = await asyncio.to_thread(self.runtime.start, server_id, spec)
@@ -130,13 +121,7 @@ class MockProvider:
                 await session.execute(
                     update(MOCK_SERVERS)
                     .where(MOCK_SERVERS.c.id == server_id)
-                    .values(
-                        status="running",
-                        ip_address="127.0.0.1",
-                        health_port=details.get("health_port"),
-                        engine_port=details.get("engine_port"),
-                        details=details,
-                    )
+                    .values(**_running(details))
                     .returning(*MOCK_SERVERS.c)
                 )
             ).one()
@@ -199,11 +184,7 @@ class MockProvider:
         if server_id is not None:
             query = query.where(MockVolume.server_id == server_id)
         async with self.session_factory() as session:
-            rows = await session.scalars(query)
-            return [
-                ProviderVolume(r.id, r.name, r.zone, r.size_gb, r.server_id, r.volume_type)
-                for r in rows
-            ]
+            return [_volume(row) for row in await session.scalars(query)]
 
     async def delete_volume(self, provider_id: str) -> None:
         async with self.session_factory() as session:
@@ -226,3 +207,18 @@ class MockProvider:
 
     async def check_credentials(self) -> bool:
         return True
+
+
+def _running(details: dict[str, Any]) -> dict[str, Any]:
+    """The columns of a server whose runtime started with these details."""
+    return {
+        "status": "running",
+        "ip_address": "127.0.0.1",
+        "health_port": details.get("health_port"),
+        "engine_port": details.get("engine_port"),
+        "details": details,
+    }
+
+
+def _volume(row: MockVolume) -> ProviderVolume:
+    return ProviderVolume(row.id, row.name, row.zone, row.size_gb, row.server_id, row.volume_type)

@@ -55,7 +55,6 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
             http=httpx.AsyncClient(),
         )
         app.state.ctx = ctx
-        app.state.token_cache = ctx.tokens
         resources.on_shutdown.append(ctx.http.aclose)
         # What the last flush interval received is written before the pool closes.
         resources.on_shutdown.append(lambda: heartbeats.flush(resources.session_factory))

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, select
@@ -57,19 +56,28 @@ class Loop:
         return {"interval_s": self.interval_s, "passes": self.passes, "last_error": self.last_error}
 
 
-async def claim_one(
-    session: AsyncSession, conditions: Sequence[ColumnElement[bool]]
-) -> Instance | None:
-    """Lock the least recently processed matching instance; others skip locked rows, so
-    two orchestrators never work on one instance at once."""
-    return await session.scalar(
-        select(Instance)
-        .where(*conditions)
-        .order_by(Instance.last_processed_at.asc().nulls_first(), Instance.created_at)
-        .limit(1)
-        .with_for_update(skip_locked=True)
+async def claim(
+    session: AsyncSession, conditions: Sequence[ColumnElement[bool]], limit: int
+) -> list[Instance]:
+    """Lock up to `limit` matching instances, least recently processed first; others
+    skip locked rows, so two orchestrators never work on one instance at once. Rows
+    already in the session are refreshed (a claim after a commit sees them anew)."""
+    return list(
+        (
+            await session.scalars(
+                select(Instance)
+                .where(*conditions)
+                .order_by(Instance.last_processed_at.asc().nulls_first(), Instance.created_at)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+                .execution_options(populate_existing=True)
+            )
+        ).all()
     )
 
 
-def touch(instance: Instance, now: datetime) -> None:
-    instance.last_processed_at = now
+async def claim_one(
+    session: AsyncSession, conditions: Sequence[ColumnElement[bool]]
+) -> Instance | None:
+    claimed = await claim(session, conditions, 1)
+    return claimed[0] if claimed else None

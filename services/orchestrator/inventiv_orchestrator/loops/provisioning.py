@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import ColumnElement, select
@@ -23,12 +23,11 @@ from inventiv_common.lifecycle import InstanceStatus as S
 from inventiv_common.providers.base import (
     ProviderError,
     ProviderServer,
-    ProviderVolume,
     ServerSpec,
 )
 from inventiv_common.transitions import log_action, record_step, transition
 from inventiv_orchestrator.context import Context
-from inventiv_orchestrator.loops.base import Loop
+from inventiv_orchestrator.loops.base import Loop, claim
 
 # Instances claimed per transaction, and transactions in flight. The creates of a batch
 # run concurrently (a provider call is mostly waiting); the database work of the batch
@@ -37,12 +36,6 @@ BATCH = 32
 PARALLEL_BATCHES = 2
 MAX_PER_PASS = 2000
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Created:
-    server: ProviderServer
-    volumes: list[ProviderVolume]
 
 
 class ProvisioningLoop(Loop):
@@ -68,7 +61,7 @@ class ProvisioningLoop(Loop):
 
     async def _batch(self) -> int:
         async with self.ctx.session_factory() as session:
-            instances = await self._claim(session, self._claimable(datetime.now(UTC)))
+            instances = await claim(session, self._claimable(datetime.now(UTC)), BATCH)
             if not instances:
                 return 0
             claimed = len(instances)
@@ -81,17 +74,18 @@ class ProvisioningLoop(Loop):
                 await session.commit()
                 # The commit released the locks: take them again; rows another
                 # orchestrator took meanwhile are its own now.
-                instances = await self._claim(
+                instances = await claim(
                     session,
                     [
                         Instance.id.in_([i.id for i in instances]),
                         Instance.status == S.provisioning.value,
                     ],
+                    BATCH,
                 )
             codes = await self._codes(session, instances)
             outcomes = await asyncio.gather(*(self._create(i, codes[i.id]) for i in instances))
             for instance, outcome in zip(instances, outcomes, strict=True):
-                if isinstance(outcome, Created):
+                if isinstance(outcome, ProviderServer):
                     self._record(session, instance, codes[instance.id], outcome)
                 else:
                     self._failed_attempt(session, instance, outcome)
@@ -106,23 +100,6 @@ class ProvisioningLoop(Loop):
             Instance.terminate_requested_at.is_(None),
             (Instance.next_attempt_at.is_(None)) | (Instance.next_attempt_at <= now),
         ]
-
-    @staticmethod
-    async def _claim(
-        session: AsyncSession, conditions: list[ColumnElement[bool]]
-    ) -> list[Instance]:
-        return list(
-            (
-                await session.scalars(
-                    select(Instance)
-                    .where(*conditions)
-                    .order_by(Instance.last_processed_at.asc().nulls_first(), Instance.created_at)
-                    .limit(BATCH)
-                    .with_for_update(skip_locked=True)
-                    .execution_options(populate_existing=True)
-                )
-            ).all()
-        )
 
     @staticmethod
     async def _codes(
@@ -141,7 +118,8 @@ class ProvisioningLoop(Loop):
 
     async def _create(
         self, instance: Instance, codes: tuple[str, str, str, str]
-    ) -> Created | Exception:
+    ) -> ProviderServer | Exception:
+        """The server made (with its volumes), or why it could not be."""
         provider_code, zone, type_code, model = codes
         secrets = instance_secrets.open_secrets(instance, self.ctx.keyring)
         spec = ServerSpec(
@@ -157,8 +135,9 @@ class ProvisioningLoop(Loop):
         try:
             provider = self.ctx.provider(provider_code)
             server = await provider.create(spec)
-            volumes = list(server.volumes) or await provider.list_volumes(server.provider_id)
-            return Created(server, volumes)
+            if server.volumes:
+                return server
+            return replace(server, volumes=tuple(await provider.list_volumes(server.provider_id)))
         except (ProviderError, KeyError) as exc:
             return exc
         except Exception as exc:
@@ -171,10 +150,9 @@ class ProvisioningLoop(Loop):
         session: AsyncSession,
         instance: Instance,
         codes: tuple[str, str, str, str],
-        created: Created,
+        server: ProviderServer,
     ) -> None:
         now = datetime.now(UTC)
-        server = created.server
         instance.last_processed_at = now
         instance.provider_instance_id = server.provider_id
         instance.ip_address = server.ip_address
@@ -200,7 +178,9 @@ class ProvisioningLoop(Loop):
 
     @staticmethod
     async def _track_volumes(
-        session: AsyncSession, instances: list[Instance], outcomes: list[Created | Exception]
+        session: AsyncSession,
+        instances: list[Instance],
+        outcomes: list[ProviderServer | Exception],
     ) -> None:
         rows = [
             {
@@ -214,7 +194,7 @@ class ProvisioningLoop(Loop):
                 "is_boot": volume.name.endswith("-boot"),
             }
             for instance, outcome in zip(instances, outcomes, strict=True)
-            if isinstance(outcome, Created)
+            if isinstance(outcome, ProviderServer)
             for volume in outcome.volumes
         ]
         if rows:

@@ -76,7 +76,7 @@ async def heartbeat(request: Request) -> JSONResponse:
         token, body = _bearer(request), await _json_body(request)
         async with resources_of(request).session_factory() as session:
             instance_id = await service.instance_for_token(
-                session=session, cache=request.app.state.token_cache, token=token
+                session=session, cache=request.app.state.ctx.tokens, token=token
             )
     except service.WorkerAuthError as exc:
         return _error(exc)
