@@ -100,6 +100,23 @@ async def test_events_go_out_only_after_commit(engine: AsyncEngine, bus: EventBu
     assert received.empty()
 
 
+async def test_a_transaction_s_events_go_out_together_in_order(
+    engine: AsyncEngine, bus: EventBus
+) -> None:
+    sent = [
+        Envelope(type="CMD:RECONCILE", correlation_id="1"),
+        Envelope(type="EVT:COST_COMPUTED", correlation_id="2"),
+        Envelope(type="CMD:PROVISION", correlation_id="3"),
+    ]
+    async with listening(bus, [ORCHESTRATOR_CHANNEL, FINOPS_CHANNEL]) as (received, _):
+        async with AsyncSession(engine) as session:
+            for envelope in sent:
+                publish_after_commit(session, envelope)
+            await commit_and_publish(session, bus)
+        got = [await asyncio.wait_for(received.get(), 5) for _ in sent]
+    assert got == sent
+
+
 async def test_publish_safe_survives_redis_being_down(tmp_path: Path) -> None:
     redis = ThrowawayRedis(tmp_path)
     redis.start()
@@ -108,6 +125,8 @@ async def test_publish_safe_survives_redis_being_down(tmp_path: Path) -> None:
         assert await bus.publish_safe(Envelope(type="CMD:RECONCILE"))
         redis.stop()
         assert not await bus.publish_safe(Envelope(type="CMD:RECONCILE"))
+        pair = [(Envelope(type="CMD:RECONCILE"), None), (Envelope(type="CMD:PROVISION"), None)]
+        assert not await bus.publish_many_safe(pair)
     finally:
         redis.stop()
         await bus.close()
