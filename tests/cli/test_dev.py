@@ -60,9 +60,15 @@ class DevRun:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=60)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            code = None
         while not self._queue.empty():
             self.lines.append(self._queue.get())
+        assert code is not None, "did not stop within 60 s:\n" + "\n".join(self.lines[-80:])
         return code
 
 

@@ -184,9 +184,12 @@ class DevPlatform:
                 _say(f"{name} did not stop in {STOP_TIMEOUT_S:.0f}s; killing it")
                 proc.kill()
                 proc.wait()
+        # Each step is announced, so a stop that hangs says where.
         if self.redis is not None:
+            _say("stopping embedded Redis")
             self.redis.stop()
         if self.postgres is not None:
+            _say("stopping embedded PostgreSQL")
             self.postgres.stop()
         _say("stopped")
 
