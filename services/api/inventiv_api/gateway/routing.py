@@ -1,0 +1,154 @@
+"""Where a request for a model goes: the ready instances that serve it.
+
+The table is a snapshot of PostgreSQL (ready instances, activated both ways, of active
+and activated models), refreshed in the background every `refresh_s` and at once when
+an instance changes state, so choosing an instance costs no query. Among the instances
+of a model in the caller's organization, the one with the fewest requests in flight
+(ours, plus the queue its worker reports) is chosen. An instance that fails several
+times in a row is left out for a while.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from inventiv_common import instance_secrets
+from inventiv_common.crypto import KeyRing
+from inventiv_common.db.models import Instance, Model
+from inventiv_common.lifecycle import InstanceStatus
+
+log = logging.getLogger(__name__)
+FAILURES_BEFORE_EJECTION = 3
+EJECTION_S = 10.0
+
+
+@dataclass
+class Endpoint:
+    instance_id: uuid.UUID
+    organization_id: uuid.UUID
+    model_id: uuid.UUID
+    model_name: str
+    host: str
+    port: int
+    engine_key: str
+    queue_depth: int = 0
+    # Live counters, kept across refreshes of the same instance.
+    in_flight: int = 0
+    failures: int = 0
+    ejected_until: float = 0.0
+
+    @property
+    def load(self) -> int:
+        return self.in_flight + self.queue_depth
+
+
+@dataclass
+class RouteTable:
+    session_factory: async_sessionmaker[AsyncSession]
+    keyring: KeyRing
+    refresh_s: float = 1.0
+    # (organization, model name) -> endpoints
+    routes: dict[tuple[uuid.UUID, str], list[Endpoint]] = field(default_factory=dict)
+    _by_instance: dict[uuid.UUID, Endpoint] = field(default_factory=dict)
+    _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    loaded: bool = False
+
+    async def refresh(self) -> None:
+        async with self.session_factory() as session:
+            rows = (
+                await session.execute(
+                    select(Instance, Model.model_id)
+                    .join(Model, Model.id == Instance.model_id)
+                    .where(
+                        Instance.status == InstanceStatus.ready.value,
+                        Instance.technical_activation.is_(True),
+                        Instance.economic_activation.is_(True),
+                        Model.is_active.is_(True),
+                        Model.technical_activation.is_(True),
+                        Model.economic_activation.is_(True),
+                    )
+                )
+            ).all()
+        routes: dict[tuple[uuid.UUID, str], list[Endpoint]] = {}
+        by_instance: dict[uuid.UUID, Endpoint] = {}
+        for instance, model_name in rows:
+            org, port = instance.organization_id, instance.worker_engine_port
+            if org is None or instance.model_id is None or not instance.ip_address or not port:
+                continue  # nowhere to send a request, or nobody it belongs to
+            endpoint = self._by_instance.get(instance.id)
+            if endpoint is None:
+                # Decrypted once per instance, not once per refresh.
+                engine_key = instance_secrets.open_secrets(instance, self.keyring).engine_key
+                endpoint = Endpoint(
+                    instance_id=instance.id,
+                    organization_id=org,
+                    model_id=instance.model_id,
+                    model_name=model_name,
+                    host=instance.ip_address,
+                    port=port,
+                    engine_key=engine_key,
+                )
+            endpoint.queue_depth = instance.worker_queue_depth or 0
+            by_instance[instance.id] = endpoint
+            routes.setdefault((endpoint.organization_id, model_name), []).append(endpoint)
+        self.routes, self._by_instance, self.loaded = routes, by_instance, True
+
+    def changed(self) -> None:
+        """An instance changed state: refresh now rather than at the next tick."""
+        self._changed.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self._changed.clear()
+            try:
+                await self.refresh()
+            except Exception:  # keep serving the last snapshot; retried next tick
+                log.exception("route table refresh failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=self.refresh_s)
+
+    def models(self, organization_id: uuid.UUID) -> list[str]:
+        return sorted(name for org, name in self.routes if org == organization_id)
+
+    def serves(self, organization_id: uuid.UUID, model_name: str) -> bool:
+        return (organization_id, model_name) in self.routes
+
+    def pick(
+        self,
+        organization_id: uuid.UUID,
+        model_name: str,
+        exclude: tuple[uuid.UUID, ...] = (),
+    ) -> Endpoint | None:
+        """The least loaded usable endpoint, ties broken at random; None if none."""
+        now = time.monotonic()
+        candidates = [
+            e
+            for e in self.routes.get((organization_id, model_name), ())
+            if e.ejected_until <= now and e.instance_id not in exclude
+        ]
+        if not candidates:
+            return None
+        least = min(e.load for e in candidates)
+        return random.choice([e for e in candidates if e.load == least])  # noqa: S311
+
+    def report(self, endpoint: Endpoint, *, ok: bool) -> None:
+        if ok:
+            endpoint.failures = 0
+            return
+        endpoint.failures += 1
+        if endpoint.failures >= FAILURES_BEFORE_EJECTION:
+            endpoint.ejected_until = time.monotonic() + EJECTION_S
+            endpoint.failures = 0
+            log.warning(
+                "instance taken out of rotation",
+                extra={"instance_id": str(endpoint.instance_id), "for_s": EJECTION_S},
+            )

@@ -1,0 +1,132 @@
+"""The gateway's route table against real PostgreSQL: which instances serve a model to
+whom, least-loaded choice, and instances taken out of rotation after failures."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from inventiv_api.gateway.routing import FAILURES_BEFORE_EJECTION, RouteTable
+from inventiv_common import instance_secrets
+from inventiv_common.crypto import KeyRing
+from inventiv_common.db.engine import make_session_factory
+from inventiv_common.db.models import Instance, InstanceType, Model, Organization, Zone
+from inventiv_common.settings import DEV_SECRET_FALLBACK
+from tests.support import MOCK_MODEL
+
+KEYRING = KeyRing(DEV_SECRET_FALLBACK)
+
+
+class Fleet:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sessions = make_session_factory(engine)
+        self.engine_keys: dict[uuid.UUID, str] = {}
+
+    async def organization(self) -> uuid.UUID:
+        async with self.sessions() as session:
+            org = Organization(name="Routing", slug=f"routing-{uuid.uuid4().hex[:8]}")
+            session.add(org)
+            await session.commit()
+            return org.id
+
+    async def instance(self, org: uuid.UUID, *, status: str = "ready", **columns: object):
+        async with self.sessions() as session:
+            model = await session.scalar(select(Model).where(Model.model_id == MOCK_MODEL))
+            itype = await session.scalar(
+                select(InstanceType).where(InstanceType.code == "MOCK-GPU-S")
+            )
+            zone = await session.scalar(select(Zone).where(Zone.code == "local-1"))
+            assert model and itype and zone
+            instance = Instance(
+                organization_id=org,
+                provider_id=itype.provider_id,
+                instance_type_id=itype.id,
+                zone_id=zone.id,
+                model_id=model.id,
+                status=status,
+                ip_address="127.0.0.1",
+                worker_engine_port=40000 + len(self.engine_keys),
+                **columns,
+            )
+            session.add(instance)
+            await session.flush()
+            self.engine_keys[instance.id] = instance_secrets.ensure(instance, KEYRING).engine_key
+            await session.commit()
+            return instance.id
+
+
+@pytest.fixture
+async def fleet(engine: AsyncEngine) -> AsyncIterator[Fleet]:
+    yield Fleet(engine)
+
+
+async def test_only_ready_activated_instances_of_the_organization_serve(fleet: Fleet) -> None:
+    org, other = await fleet.organization(), await fleet.organization()
+    serving = await fleet.instance(org)
+    await fleet.instance(org, status="starting")
+    await fleet.instance(org, economic_activation=False)
+    foreign = await fleet.instance(other)
+    table = RouteTable(fleet.sessions, KEYRING)
+    await table.refresh()
+
+    assert table.models(org) == [MOCK_MODEL]
+    chosen = table.pick(org, MOCK_MODEL)
+    assert chosen is not None and chosen.instance_id == serving
+    assert chosen.engine_key == fleet.engine_keys[serving]
+    assert table.pick(org, MOCK_MODEL, exclude=(serving,)) is None
+    assert table.pick(org, "no/such-model") is None
+    assert table.pick(other, MOCK_MODEL).instance_id == foreign  # type: ignore[union-attr]
+
+    # A model switched off stops serving everyone at the next refresh.
+    async with fleet.sessions() as session:
+        await session.execute(
+            update(Model).where(Model.model_id == MOCK_MODEL).values(technical_activation=False)
+        )
+        await session.commit()
+    try:
+        await table.refresh()
+        assert table.models(org) == [] and table.models(other) == []
+    finally:
+        async with fleet.sessions() as session:
+            await session.execute(
+                update(Model).where(Model.model_id == MOCK_MODEL).values(technical_activation=True)
+            )
+            await session.commit()
+
+
+async def test_least_loaded_is_chosen_and_counters_survive_refresh(fleet: Fleet) -> None:
+    org = await fleet.organization()
+    busy = await fleet.instance(org)
+    idle = await fleet.instance(org, worker_queue_depth=1)
+    table = RouteTable(fleet.sessions, KEYRING)
+    await table.refresh()
+    endpoints = {e.instance_id: e for e in table.routes[(org, MOCK_MODEL)]}
+    endpoints[busy].in_flight = 3
+    await table.refresh()
+    # 3 in flight here against a queue of 1 there.
+    assert table.pick(org, MOCK_MODEL).instance_id == idle  # type: ignore[union-attr]
+    assert {e.instance_id: e.in_flight for e in table.routes[(org, MOCK_MODEL)]}[busy] == 3
+
+
+async def test_repeated_failures_take_an_instance_out_of_rotation(fleet: Fleet) -> None:
+    org = await fleet.organization()
+    first, second = await fleet.instance(org), await fleet.instance(org)
+    table = RouteTable(fleet.sessions, KEYRING)
+    await table.refresh()
+    failing = next(e for e in table.routes[(org, MOCK_MODEL)] if e.instance_id == first)
+
+    def picks() -> set[uuid.UUID]:
+        return {table.pick(org, MOCK_MODEL).instance_id for _ in range(60)}  # type: ignore[union-attr]
+
+    for _ in range(FAILURES_BEFORE_EJECTION - 1):
+        table.report(failing, ok=False)
+    table.report(failing, ok=True)  # a success resets the count
+    for _ in range(FAILURES_BEFORE_EJECTION - 1):
+        table.report(failing, ok=False)
+    assert picks() == {first, second}  # equal load: both still chosen
+    table.report(failing, ok=False)
+    assert picks() == {second}
