@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from typing import Any
 
 import httpx
 from fastapi import Depends, FastAPI
@@ -16,6 +18,10 @@ from inventiv_api.catalog.router import router as catalog_router
 from inventiv_api.deployments.events import router as events_router
 from inventiv_api.deployments.router import router as deployments_router
 from inventiv_api.errors import install_error_handlers
+from inventiv_api.gateway.app import OPENAPI_PATHS as GATEWAY_PATHS
+from inventiv_api.gateway.app import Gateway, GatewayState
+from inventiv_api.gateway.routing import RouteTable
+from inventiv_api.gateway.upstream import UpstreamPool
 from inventiv_api.identity.bootstrap import bootstrap_admin
 from inventiv_api.middleware import BodySizeLimit
 from inventiv_api.organizations.router import router as organizations_router
@@ -24,8 +30,10 @@ from inventiv_api.resources.router import router as resources_router
 from inventiv_api.settings import ApiSettings, get_settings
 from inventiv_api.users.router import router as users_router
 from inventiv_api.worker_proxy import router as worker_proxy_router
+from inventiv_common.bus import FINOPS_CHANNEL, Envelope
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
+from inventiv_common.transitions import INSTANCE_CHANGED
 from inventiv_common.version import version_info
 from inventiv_common.web import ServiceResources, build_service_app, public_route
 
@@ -56,9 +64,23 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             await apply_sql_file(resources.engine, default_catalog_seed_path())
 
     async def open_http(resources: ServiceResources) -> None:
-        # One client for the process (worker proxy now, the gateway later).
+        # One client for the process's own calls (the worker proxy).
         app.state.http = httpx.AsyncClient(limits=httpx.Limits(max_connections=1000))
         resources.on_shutdown.append(app.state.http.aclose)
+
+    async def start_gateway(resources: ServiceResources) -> None:
+        routes = RouteTable(resources.session_factory, keyring)
+        await routes.refresh()
+        app.state.gateway = GatewayState(routes, UpstreamPool())
+        resources.on_shutdown.append(app.state.gateway.pool.close)
+        resources.spawn(routes.run(asyncio.Event()), name="gateway-routes")
+
+        # An instance that changed state is routed to (or not) at once.
+        async def on_event(envelope: Envelope) -> None:
+            if envelope.type == INSTANCE_CHANGED:
+                routes.changed()
+
+        resources.spawn(resources.bus.listen([FINOPS_CHANNEL], on_event), name="gateway-events")
 
     async def bootstrap(resources: ServiceResources) -> None:
         async with resources.session_factory() as session:
@@ -81,12 +103,24 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         title="inventiv-api",
         description="Inventiv Agents public API and OpenAI-compatible gateway.",
         migrate_on_boot=settings.migrate_on_boot,
-        on_startup=[seed_catalog, bootstrap, open_http],
+        on_startup=[seed_catalog, bootstrap, open_http, start_gateway],
         docs=True,
     )
     app.state.api_settings = settings
     app.state.keyring = keyring
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: /v1/* never enters the FastAPI stack (it limits its own bodies).
+    app.add_middleware(Gateway, settings=settings)
+    fastapi_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = fastapi_openapi()
+            schema["paths"].update(GATEWAY_PATHS)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     install_error_handlers(app)
 
     @app.get(

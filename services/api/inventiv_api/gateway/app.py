@@ -1,0 +1,369 @@
+"""The OpenAI-compatible endpoints, as plain ASGI in front of the api's FastAPI stack.
+
+/v1/* is the hot path: a FastAPI route with its middleware and validation would cost
+more than the rest of the proxying, so requests are handled here directly. Bodies are
+passed through as received (re-encoded only when a stream must ask the engine for its
+usage), responses are relayed piece by piece, and errors use OpenAI's envelope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import or_, select
+from starlette.requests import Request
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from inventiv_api.errors import ApiError
+from inventiv_api.gateway.routing import RouteTable
+from inventiv_api.gateway.upstream import (
+    ConnectFailed,
+    UpstreamError,
+    UpstreamPool,
+    UpstreamResponse,
+)
+from inventiv_api.security.permissions import Permission
+from inventiv_api.security.principal import Principal, check_cross_site, resolve_principal
+from inventiv_api.settings import ApiSettings
+from inventiv_common.db.models import ApiKey, Model
+from inventiv_common.web import resources_of
+
+ENDPOINTS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+PRINCIPAL_TTL_S = 5.0
+MAX_CACHED_PRINCIPALS = 10_000
+RETRY_AFTER_S = 5
+JSON = (b"content-type", b"application/json")
+
+
+class GatewayError(Exception):
+    """An answer in OpenAI's error envelope."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        code: str | None = None,
+        retry_after: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.kind, self.code, self.retry_after = status, kind, code, retry_after
+
+    def body(self) -> bytes:
+        error = {"message": str(self), "type": self.kind, "param": None, "code": self.code}
+        return json.dumps({"error": error}).encode()
+
+
+@dataclass(frozen=True)
+class Caller:
+    principal: Principal
+    organization_id: uuid.UUID
+    allowed_models: frozenset[str] | None  # None: every model of the organization
+
+
+@dataclass
+class GatewayState:
+    """What the gateway needs from the running service (made at start-up)."""
+
+    routes: RouteTable
+    pool: UpstreamPool
+
+
+class Gateway:
+    """Pure ASGI middleware: /v1/* is answered here, everything else passes on. Its
+    route table and engine connections live on `app.state.gateway`, set at start-up."""
+
+    def __init__(self, app: ASGIApp, *, settings: ApiSettings) -> None:
+        self.app = app
+        self.settings = settings
+        # credential -> (caller, expiry): a key costs a lookup every few seconds, not
+        # per request; a revoked key stops working within PRINCIPAL_TTL_S.
+        self._callers: dict[str, tuple[Caller, float]] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        state: GatewayState = scope["app"].state.gateway
+        try:
+            caller = await self._caller(scope)
+            path, method = scope["path"], scope["method"]
+            if path == "/v1/models" and method == "GET":
+                await _respond(send, 200, self._models(state.routes, caller))
+            elif path in ENDPOINTS and method == "POST":
+                await self._proxy(state, scope, receive, send, caller)
+            else:
+                raise GatewayError(404, f"no route {method} {path}", code="not_found")
+        except GatewayError as exc:
+            headers = [(b"retry-after", b"%d" % exc.retry_after)] if exc.retry_after else []
+            await _respond(send, exc.status, exc.body(), headers)
+
+    # -- who is calling ---------------------------------------------------------
+    async def _caller(self, scope: Scope) -> Caller:
+        request = Request(scope)
+        credential = request.headers.get("authorization") or request.cookies.get(
+            self.settings.session_cookie_name, ""
+        )
+        cached = self._callers.get(credential)
+        if cached is not None and cached[1] > time.monotonic():
+            caller = cached[0]
+        else:
+            caller = await self._resolve(request)
+            if len(self._callers) >= MAX_CACHED_PRINCIPALS:
+                self._callers.clear()
+            self._callers[credential] = (caller, time.monotonic() + PRINCIPAL_TTL_S)
+        try:
+            check_cross_site(request, caller.principal, self.settings)
+        except ApiError as exc:
+            raise GatewayError(403, exc.message, kind="permission_error", code=exc.code) from None
+        return caller
+
+    async def _resolve(self, request: Request) -> Caller:
+        async with resources_of(request).session_factory() as session:
+            try:
+                principal = await resolve_principal(request, session, self.settings)
+            except ApiError as exc:
+                raise GatewayError(
+                    401, exc.message, kind="authentication_error", code="invalid_api_key"
+                ) from None
+            if principal is None:
+                raise GatewayError(
+                    401,
+                    "authentication required: Authorization: Bearer <API key>",
+                    kind="authentication_error",
+                    code="invalid_api_key",
+                )
+            if principal.organization_id is None or not principal.can(Permission.models_read):
+                raise GatewayError(
+                    403, "select an organization workspace first", kind="permission_error"
+                )
+            allowed = None
+            if principal.api_key_id is not None:
+                allowed = await session.scalar(
+                    select(ApiKey.allowed_models).where(ApiKey.id == principal.api_key_id)
+                )
+        return Caller(principal, principal.organization_id, frozenset(allowed) if allowed else None)
+
+    @staticmethod
+    def _models(routes: RouteTable, caller: Caller) -> bytes:
+        names = [
+            name
+            for name in routes.models(caller.organization_id)
+            if caller.allowed_models is None or name in caller.allowed_models
+        ]
+        data = [{"id": n, "object": "model", "created": 0, "owned_by": "inventiv"} for n in names]
+        return json.dumps({"object": "list", "data": data}).encode()
+
+    # -- proxying ---------------------------------------------------------------
+    async def _proxy(
+        self, state: GatewayState, scope: Scope, receive: Receive, send: Send, caller: Caller
+    ) -> None:
+        raw = await self._body(receive)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise GatewayError(400, "the body must be JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            raise GatewayError(400, "the body must be a JSON object with a `model` string")
+        model = body["model"]
+        if caller.allowed_models is not None and model not in caller.allowed_models:
+            raise GatewayError(403, f"this API key may not use {model!r}", kind="permission_error")
+        strip_usage = False
+        if body.get("stream") and scope["path"] != "/v1/embeddings":
+            options = body.get("stream_options")
+            if not (isinstance(options, dict) and options.get("include_usage")):
+                # Every token is metered: ask the engine for usage, hide it from the client.
+                body["stream_options"] = {**(options or {}), "include_usage": True}
+                raw, strip_usage = json.dumps(body).encode(), True
+        routes = state.routes
+        tried: tuple[uuid.UUID, ...] = ()
+        # The least loaded instance; one retry elsewhere if it could not be reached
+        # (nothing was delivered, so nothing can run twice).
+        while len(tried) < 2:
+            endpoint = routes.pick(caller.organization_id, model, exclude=tried)
+            if endpoint is None:
+                break
+            endpoint.in_flight += 1
+            try:
+                response = await state.pool.send(
+                    endpoint.host,
+                    endpoint.port,
+                    "POST",
+                    scope["path"],
+                    [(b"authorization", b"Bearer " + endpoint.engine_key.encode()), JSON],
+                    raw,
+                )
+                try:
+                    ok = response.status < 500
+                    if response.header(b"content-type") == b"text/event-stream":
+                        ok = await self._relay_stream(response, receive, send, strip_usage)
+                    else:
+                        await _respond(send, response.status, await response.read())
+                finally:
+                    response.abort()  # a no-op once the response was read to its end
+            except ConnectFailed:
+                routes.report(endpoint, ok=False)
+                tried += (endpoint.instance_id,)
+                continue
+            except UpstreamError as exc:
+                routes.report(endpoint, ok=False)
+                raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
+            finally:
+                endpoint.in_flight -= 1
+            routes.report(endpoint, ok=ok)
+            return
+        if tried:
+            raise GatewayError(
+                503,
+                f"no instance of {model!r} could be reached",
+                kind="api_error",
+                code="no_ready_worker",
+                retry_after=RETRY_AFTER_S,
+            )
+        raise await self._no_route(routes, caller, model)
+
+    @staticmethod
+    async def _no_route(routes: RouteTable, caller: Caller, model: str) -> GatewayError:
+        """Unknown to the workspace (404), or known with nothing ready to serve it (503)."""
+        async with routes.session_factory() as session:
+            known = await session.scalar(
+                select(Model.id).where(
+                    Model.model_id == model,
+                    Model.is_active.is_(True),
+                    or_(
+                        Model.organization_id.is_(None),
+                        Model.organization_id == caller.organization_id,
+                    ),
+                )
+            )
+        if known is None:
+            return GatewayError(404, f"the model {model!r} does not exist", code="model_not_found")
+        return GatewayError(
+            503,
+            f"no ready instance serves {model!r} yet",
+            kind="api_error",
+            code="no_ready_worker",
+            retry_after=RETRY_AFTER_S,
+        )
+
+    async def _relay_stream(
+        self, response: UpstreamResponse, receive: Receive, send: Send, strip_usage: bool
+    ) -> bool:
+        """Relay an event stream; False if the engine broke it off (the client then sees
+        the stream end early: its head is already sent)."""
+        await send(
+            {
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                ],
+            }
+        )
+        gone = asyncio.Event()
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            gone.set()
+
+        watcher = asyncio.create_task(watch())
+        pending = b""
+        try:
+            async for piece in response.iter_body():
+                if gone.is_set():
+                    return True  # the client left: closing the upstream stops the engine
+                pending += piece
+                # Relay whole events as soon as they are complete.
+                cut = pending.rfind(b"\n\n")
+                if cut < 0:
+                    continue
+                events, pending = pending[: cut + 2], pending[cut + 2 :]
+                if strip_usage and b'"choices":[]' in events.replace(b" ", b""):
+                    events = b"".join(
+                        e + b"\n\n" for e in events.split(b"\n\n") if e and not _usage_only(e)
+                    )
+                if events:
+                    await send({"type": "http.response.body", "body": events, "more_body": True})
+        except UpstreamError:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return False
+        finally:
+            watcher.cancel()
+        await send({"type": "http.response.body", "body": pending, "more_body": False})
+        return True
+
+    async def _body(self, receive: Receive) -> bytes:
+        chunks, size = [], 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise GatewayError(400, "the client went away")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.settings.max_body_bytes:
+                raise GatewayError(413, "the body is too large", code="body_too_large")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+
+def _usage_only(event: bytes) -> bool:
+    """The extra final chunk a stream carries when usage was asked for."""
+    if not event.startswith(b"data: {"):
+        return False
+    try:
+        chunk = json.loads(event[6:])
+    except ValueError:
+        return False
+    return chunk.get("choices") == [] and chunk.get("usage") is not None
+
+
+async def _respond(
+    send: Send, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    headers = [JSON, (b"content-length", b"%d" % len(body)), *(extra or [])]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _operation(summary: str, *, body: bool) -> dict[str, Any]:
+    errors = {
+        "400": "malformed body",
+        "401": "missing, bad or revoked credentials",
+        "403": "the API key may not use this model",
+        "404": "unknown model",
+        "502": "the engine failed",
+        "503": "no ready instance serves the model (see Retry-After)",
+    }
+    operation: dict[str, Any] = {
+        "tags": ["openai-compatible"],
+        "summary": summary,
+        "security": [{"bearer": []}],
+        "responses": {
+            "200": {"description": "the engine's answer, unchanged (JSON or SSE)"},
+            **{code: {"description": text} for code, text in errors.items()},
+        },
+    }
+    if body:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    return operation
+
+
+# /v1/* is served outside FastAPI's routing, so its paths are added to the spec by hand.
+OPENAPI_PATHS: dict[str, Any] = {
+    "/v1/models": {"get": _operation("Models the caller can use now", body=False)},
+    "/v1/chat/completions": {"post": _operation("Chat completion (JSON or SSE)", body=True)},
+    "/v1/completions": {"post": _operation("Text completion (JSON or SSE)", body=True)},
+    "/v1/embeddings": {"post": _operation("Embeddings", body=True)},
+}

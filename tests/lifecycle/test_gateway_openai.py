@@ -1,0 +1,144 @@
+"""The official `openai` client, unchanged, against our gateway in front of a real
+deployment (api, orchestrator, worker agent and mock engine as processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+import httpx
+import openai
+import pytest
+
+from tests.lifecycle.conftest import Platform
+from tests.support import MOCK_MODEL
+
+
+def api_key(platform: Platform, **fields: object) -> str:
+    created = platform.admin.post("/api_keys", json={"name": "gateway test", **fields})
+    assert created.status_code == 201, created.text
+    return str(created.json()["key"])
+
+
+def client(platform: Platform, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{platform.api.base_url}/v1", api_key=key, max_retries=0)
+
+
+async def engine_port(platform: Platform, instance_id: str) -> int:
+    conn = await asyncpg.connect(platform.env["DATABASE_URL"])
+    try:
+        port = await conn.fetchval(
+            "SELECT worker_engine_port FROM instances WHERE id = $1", uuid.UUID(instance_id)
+        )
+    finally:
+        await conn.close()
+    return int(port)
+
+
+@pytest.fixture
+def deployed(platform: Platform) -> tuple[Platform, str]:
+    instance_id = platform.deploy()["id"]
+    platform.wait_status(instance_id, "ready")
+    return platform, instance_id
+
+
+def test_models_chat_streams_completions_and_embeddings(deployed: tuple[Platform, str]) -> None:
+    serving, _ = deployed
+    ai = client(serving, api_key(serving))
+    assert [m.id for m in ai.models.list()] == [MOCK_MODEL]
+
+    chat = ai.chat.completions.create(
+        model=MOCK_MODEL, messages=[{"role": "user", "content": "one two three"}], max_tokens=4
+    )
+    assert chat.choices[0].message.content and chat.usage is not None
+    assert (chat.usage.prompt_tokens, chat.usage.completion_tokens) == (3, 4)
+
+    # A stream whose client did not ask for usage shows none, though the engine was
+    # asked for it (the gateway meters every stream).
+    chunks = list(
+        ai.chat.completions.create(
+            model=MOCK_MODEL,
+            messages=[{"role": "user", "content": "a b"}],
+            max_tokens=5,
+            stream=True,
+        )
+    )
+    assert len(chunks) == 5
+    assert all(c.choices for c in chunks)
+    assert all(c.usage is None for c in chunks)
+    # Asked for, usage comes last, as OpenAI sends it.
+    with_usage = list(
+        ai.chat.completions.create(
+            model=MOCK_MODEL,
+            messages=[{"role": "user", "content": "a b"}],
+            max_tokens=5,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    assert with_usage[-1].choices == [] and with_usage[-1].usage is not None
+    assert with_usage[-1].usage.completion_tokens == 5
+
+    completion = ai.completions.create(model=MOCK_MODEL, prompt="x y z w", max_tokens=2)
+    assert completion.usage is not None and completion.usage.prompt_tokens == 4
+
+    embeddings = ai.embeddings.create(model=MOCK_MODEL, input=["one", "two words"])
+    assert len(embeddings.data) == 2 and embeddings.usage.prompt_tokens == 3
+
+    # The endpoints are in the api's OpenAPI spec, though served outside FastAPI routing.
+    paths = httpx.get(f"{serving.api.base_url}/api-docs/openapi.json").json()["paths"]
+    assert {"/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"} <= set(paths)
+
+
+def test_errors_have_openai_types_and_statuses(deployed: tuple[Platform, str]) -> None:
+    serving, instance_id = deployed
+    key = api_key(serving)
+    with pytest.raises(openai.AuthenticationError):
+        client(serving, "ia_not-a-real-key").models.list()
+    with pytest.raises(openai.NotFoundError):
+        client(serving, key).chat.completions.create(
+            model="nobody/no-such-model", messages=[{"role": "user", "content": "x"}]
+        )
+    narrow = client(serving, api_key(serving, allowed_models=["BAAI/bge-m3"]))
+    assert list(narrow.models.list()) == []
+    with pytest.raises(openai.PermissionDeniedError):
+        narrow.chat.completions.create(
+            model=MOCK_MODEL, messages=[{"role": "user", "content": "x"}]
+        )
+    malformed = httpx.post(
+        f"{serving.api.base_url}/v1/chat/completions",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["type"] == "invalid_request_error"
+
+    # The engine itself only answers the gateway: no engine key, no tokens.
+    port = asyncio.run(engine_port(serving, instance_id))
+    direct = httpx.post(
+        f"http://127.0.0.1:{port}/v1/chat/completions",
+        json={"model": MOCK_MODEL, "messages": [{"role": "user", "content": "x"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    assert direct.status_code == 401
+
+    # Known model, nothing ready to serve it: 503 with a hint when to come back.
+    switched_off = serving.admin.put(
+        f"/instances/{instance_id}/activation/economic", json={"active": False}
+    )
+    assert switched_off.status_code == 200, switched_off.text
+    # The route table is refreshed every second: switched off, it stops serving then.
+    deadline = time.monotonic() + 3
+    while True:
+        unavailable = httpx.post(
+            f"{serving.api.base_url}/v1/chat/completions",
+            json={"model": MOCK_MODEL, "messages": [{"role": "user", "content": "x"}]},
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        if unavailable.status_code != 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert unavailable.status_code == 503, unavailable.text
+    assert unavailable.headers["retry-after"] == "5"
