@@ -130,3 +130,15 @@ async def test_repeated_failures_take_an_instance_out_of_rotation(fleet: Fleet) 
     assert picks() == {first, second}  # equal load: both still chosen
     table.report(failing, ok=False)
     assert picks() == {second}
+
+
+async def test_an_instance_sealed_with_another_key_is_skipped_not_fatal(fleet: Fleet) -> None:
+    org = await fleet.organization()
+    readable = await fleet.instance(org)
+    other_keyring = KeyRing("another-secret-of-at-least-32-characters!")
+    table = RouteTable(fleet.sessions, other_keyring)
+    await table.refresh()
+    assert table.models(org) == []  # nothing it can open
+    table.keyring = KEYRING
+    await table.refresh()
+    assert table.pick(org, MOCK_MODEL).instance_id == readable  # type: ignore[union-attr]

@@ -69,8 +69,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         resources.on_shutdown.append(app.state.http.aclose)
 
     async def start_gateway(resources: ServiceResources) -> None:
+        # Filled by its loop at once; a database hiccup at start-up must not stop the api.
         routes = RouteTable(resources.session_factory, keyring)
-        await routes.refresh()
         app.state.gateway = GatewayState(routes, UpstreamPool())
         resources.on_shutdown.append(app.state.gateway.pool.close)
         resources.spawn(routes.run(asyncio.Event()), name="gateway-routes")

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common import instance_secrets
-from inventiv_common.crypto import KeyRing
+from inventiv_common.crypto import DecryptionError, KeyRing
 from inventiv_common.db.models import Instance, Model
 from inventiv_common.lifecycle import InstanceStatus
 
@@ -60,6 +60,7 @@ class RouteTable:
     routes: dict[tuple[uuid.UUID, str], list[Endpoint]] = field(default_factory=dict)
     _by_instance: dict[uuid.UUID, Endpoint] = field(default_factory=dict)
     _changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _unreadable: set[uuid.UUID] = field(default_factory=set)
     loaded: bool = False
 
     async def refresh(self) -> None:
@@ -87,7 +88,18 @@ class RouteTable:
             endpoint = self._by_instance.get(instance.id)
             if endpoint is None:
                 # Decrypted once per instance, not once per refresh.
-                engine_key = instance_secrets.open_secrets(instance, self.keyring).engine_key
+                try:
+                    engine_key = instance_secrets.open_secrets(instance, self.keyring).engine_key
+                except DecryptionError:
+                    # Sealed with a key this process lacks: unroutable, but not a reason
+                    # to stop routing to every other instance. Said once per instance.
+                    if instance.id not in self._unreadable:
+                        self._unreadable.add(instance.id)
+                        log.error(
+                            "engine key unreadable with the configured PROVIDER_SETTINGS_KEY",
+                            extra={"instance_id": str(instance.id)},
+                        )
+                    continue
                 endpoint = Endpoint(
                     instance_id=instance.id,
                     organization_id=org,
