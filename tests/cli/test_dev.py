@@ -20,6 +20,7 @@ from tests.support import clean_env, free_port
 
 class DevRun:
     def __init__(self, home: Path, ports: dict[str, int]) -> None:
+        self.home = home
         self.ports = ports
         env = clean_env(
             INVENTIV_HOME=str(home),
@@ -60,15 +61,21 @@ class DevRun:
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
+        stacks = ""
         try:
             code = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # where is it stuck?
+            time.sleep(1)
+            stacks = (self.home / "dev-stacks.txt").read_text()
             self.proc.kill()
             self.proc.wait()
             code = None
         while not self._queue.empty():
             self.lines.append(self._queue.get())
-        assert code is not None, "did not stop within 60 s:\n" + "\n".join(self.lines[-80:])
+        assert code is not None, (
+            "did not stop within 60 s:\n" + "\n".join(self.lines[-80:]) + "\n" + stacks
+        )
         return code
 
 

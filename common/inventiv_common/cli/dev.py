@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import ctypes
+import faulthandler
 import os
 import secrets
 import signal
@@ -201,6 +202,11 @@ def run_dev() -> int:
         ensure_port_free(bind_host, spec.port, spec.port_env)  # ConfigError: one line
 
     platform = DevPlatform(home)
+    # `kill -USR1 <pid>` writes where every thread is to .inventiv/dev-stacks.txt: what
+    # to look at when the platform does not start or stop.
+    home.mkdir(parents=True, exist_ok=True)
+    stacks = (home / "dev-stacks.txt").open("w")
+    faulthandler.register(signal.SIGUSR1, file=stacks, all_threads=True)
 
     def on_signal(signum: int, _frame: object) -> None:
         platform.stop_requested.set()
