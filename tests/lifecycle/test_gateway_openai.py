@@ -142,3 +142,77 @@ def test_errors_have_openai_types_and_statuses(deployed: tuple[Platform, str]) -
         time.sleep(0.1)
     assert unavailable.status_code == 503, unavailable.text
     assert unavailable.headers["retry-after"] == "5"
+
+
+def test_every_request_is_metered_with_the_engine_s_own_token_counts(
+    deployed: tuple[Platform, str],
+) -> None:
+    serving, instance_id = deployed
+    ai = client(serving, api_key(serving))
+    messages = [{"role": "user", "content": "count these five words"}]
+    ai.chat.completions.create(model=MOCK_MODEL, messages=messages, max_tokens=3)
+    ai.chat.completions.create(model=MOCK_MODEL, messages=messages, max_tokens=7)
+    list(ai.chat.completions.create(model=MOCK_MODEL, messages=messages, stream=True))
+    list(
+        ai.completions.create(
+            model=MOCK_MODEL,
+            prompt="two words",
+            max_tokens=4,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    ai.embeddings.create(model=MOCK_MODEL, input=["a b c", "d"])
+    sent = 5
+
+    async def metered() -> tuple[list[asyncpg.Record], asyncpg.Record | None, int]:
+        conn = await asyncpg.connect(serving.env["DATABASE_URL"])
+        try:
+            rows = await conn.fetch(
+                "SELECT endpoint, stream, prompt_tokens, completion_tokens, total_tokens, "
+                "status, time_to_first_token_ms FROM finops.inference_usage "
+                "WHERE instance_id = $1",
+                uuid.UUID(instance_id),
+            )
+            totals = await conn.fetchrow(
+                "SELECT * FROM instance_request_metrics WHERE instance_id = $1",
+                uuid.UUID(instance_id),
+            )
+            port = await conn.fetchval(
+                "SELECT worker_engine_port FROM instances WHERE id = $1", uuid.UUID(instance_id)
+            )
+        finally:
+            await conn.close()
+        return rows, totals, int(port)
+
+    deadline = time.monotonic() + 10
+    rows, totals, port = asyncio.run(metered())
+    while len(rows) < sent and time.monotonic() < deadline:
+        time.sleep(0.2)
+        rows, totals, port = asyncio.run(metered())
+    assert len(rows) == sent
+    assert all(r["status"] == "success" for r in rows)
+    assert all(r["total_tokens"] == r["prompt_tokens"] + r["completion_tokens"] for r in rows)
+    assert sorted((r["endpoint"], r["stream"]) for r in rows) == [
+        ("chat/completions", False),
+        ("chat/completions", False),
+        ("chat/completions", True),
+        ("completions", True),
+        ("embeddings", False),
+    ]
+    # What the engine itself counted, token for token.
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    engine = {
+        line.split("{")[0]: float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("vllm:") and "{" in line
+    }
+    assert sum(r["prompt_tokens"] for r in rows) == engine["vllm:prompt_tokens_total"]
+    assert sum(r["completion_tokens"] for r in rows) == engine["vllm:generation_tokens_total"]
+    assert totals is not None
+    assert totals["total_requests"] == sent and totals["successful_requests"] == sent
+    assert totals["input_tokens"] == engine["vllm:prompt_tokens_total"]
+    shown = serving.admin.get(f"/instances/{instance_id}/metrics").json()
+    assert shown["total_requests"] == sent and shown["success_rate"] == 1.0
+    assert shown["output_tokens"] == engine["vllm:generation_tokens_total"]
+    assert shown["last_request_at"] >= shown["first_request_at"]

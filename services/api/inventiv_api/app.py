@@ -20,6 +20,7 @@ from inventiv_api.deployments.router import router as deployments_router
 from inventiv_api.errors import install_error_handlers
 from inventiv_api.gateway.app import OPENAPI_PATHS as GATEWAY_PATHS
 from inventiv_api.gateway.app import Gateway, GatewayState
+from inventiv_api.gateway.metering import Meter
 from inventiv_api.gateway.routing import RouteTable
 from inventiv_api.gateway.upstream import UpstreamPool
 from inventiv_api.identity.bootstrap import bootstrap_admin
@@ -71,9 +72,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     async def start_gateway(resources: ServiceResources) -> None:
         # Filled by its loop at once; a database hiccup at start-up must not stop the api.
         routes = RouteTable(resources.session_factory, keyring)
-        app.state.gateway = GatewayState(routes, UpstreamPool())
+        meter = Meter(resources.session_factory, resources.bus)
+        app.state.gateway = GatewayState(routes, UpstreamPool(), meter)
         resources.on_shutdown.append(app.state.gateway.pool.close)
+        # What was metered since the last batch is written before the pool closes.
+        resources.on_shutdown.append(meter.flush)
         resources.spawn(routes.run(asyncio.Event()), name="gateway-routes")
+        resources.spawn(meter.run(asyncio.Event()), name="gateway-meter")
 
         # An instance that changed state is routed to (or not) at once.
         async def on_event(envelope: Envelope) -> None:

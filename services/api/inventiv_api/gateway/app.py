@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -20,7 +21,8 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inventiv_api.errors import ApiError
-from inventiv_api.gateway.routing import RouteTable
+from inventiv_api.gateway.metering import Meter, Usage
+from inventiv_api.gateway.routing import Endpoint, RouteTable
 from inventiv_api.gateway.upstream import (
     ConnectFailed,
     UpstreamError,
@@ -73,6 +75,7 @@ class GatewayState:
 
     routes: RouteTable
     pool: UpstreamPool
+    meter: Meter
 
 
 class Gateway:
@@ -182,6 +185,7 @@ class Gateway:
                 body["stream_options"] = {**(options or {}), "include_usage": True}
                 raw, strip_usage = json.dumps(body).encode(), True
         routes = state.routes
+        started = time.monotonic()
         tried: tuple[uuid.UUID, ...] = ()
         # The least loaded instance; one retry elsewhere if it could not be reached
         # (nothing was delivered, so nothing can run twice).
@@ -199,24 +203,34 @@ class Gateway:
                     [(b"authorization", b"Bearer " + endpoint.engine_key.encode()), JSON],
                     raw,
                 )
-                try:
-                    ok = response.status < 500
-                    if response.header(b"content-type") == b"text/event-stream":
-                        ok = await self._relay_stream(response, receive, send, strip_usage)
-                    else:
-                        await _respond(send, response.status, await response.read())
-                finally:
-                    response.abort()  # a no-op once the response was read to its end
             except ConnectFailed:
+                endpoint.in_flight -= 1
                 routes.report(endpoint, ok=False)
                 tried += (endpoint.instance_id,)
                 continue
             except UpstreamError as exc:
+                endpoint.in_flight -= 1
                 routes.report(endpoint, ok=False)
                 raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
+            exchange = Exchange(started=started, status_code=response.status)
+            try:
+                if response.header(b"content-type") == b"text/event-stream":
+                    await self._relay_stream(response, receive, send, strip_usage, exchange)
+                else:
+                    payload = await response.read()
+                    await _respond(send, response.status, payload)
+                    exchange.first_byte_at = time.monotonic()
+                    exchange.take_usage(payload if response.status == 200 else b"")
+            except UpstreamError as exc:
+                exchange.broken = True
+                raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
             finally:
+                response.abort()  # a no-op once the response was read to its end
                 endpoint.in_flight -= 1
-            routes.report(endpoint, ok=ok)
+                routes.report(endpoint, ok=not exchange.broken and exchange.status_code < 500)
+                state.meter.record(
+                    exchange.usage(caller, endpoint, scope["path"], bool(body.get("stream")))
+                )
             return
         if tried:
             raise GatewayError(
@@ -253,10 +267,15 @@ class Gateway:
         )
 
     async def _relay_stream(
-        self, response: UpstreamResponse, receive: Receive, send: Send, strip_usage: bool
-    ) -> bool:
-        """Relay an event stream; False if the engine broke it off (the client then sees
-        the stream end early: its head is already sent)."""
+        self,
+        response: UpstreamResponse,
+        receive: Receive,
+        send: Send,
+        strip_usage: bool,
+        exchange: Exchange,
+    ) -> None:
+        """Relay an event stream as it arrives. If the engine breaks it off, the client
+        sees it end early (its head is already sent)."""
         await send(
             {
                 "type": "http.response.start",
@@ -279,26 +298,24 @@ class Gateway:
         try:
             async for piece in response.iter_body():
                 if gone.is_set():
-                    return True  # the client left: closing the upstream stops the engine
+                    exchange.client_closed = True
+                    return  # closing the upstream stops the engine
                 pending += piece
                 # Relay whole events as soon as they are complete.
                 cut = pending.rfind(b"\n\n")
                 if cut < 0:
                     continue
                 events, pending = pending[: cut + 2], pending[cut + 2 :]
-                if strip_usage and b'"choices":[]' in events.replace(b" ", b""):
-                    events = b"".join(
-                        e + b"\n\n" for e in events.split(b"\n\n") if e and not _usage_only(e)
-                    )
+                events = exchange.take_stream_events(events, strip_usage)
                 if events:
                     await send({"type": "http.response.body", "body": events, "more_body": True})
         except UpstreamError:
+            exchange.broken = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
-            return False
+            return
         finally:
             watcher.cancel()
         await send({"type": "http.response.body", "body": pending, "more_body": False})
-        return True
 
     async def _body(self, receive: Receive) -> bytes:
         chunks, size = [], 0
@@ -315,15 +332,98 @@ class Gateway:
                 return b"".join(chunks)
 
 
-def _usage_only(event: bytes) -> bool:
-    """The extra final chunk a stream carries when usage was asked for."""
+@dataclass
+class Exchange:
+    """What one proxied request came to: the facts its usage record is made of."""
+
+    started: float
+    status_code: int
+    first_byte_at: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    # Content chunks relayed: the completion so far when a stream ends early.
+    chunks: int = 0
+    usage_seen: bool = False
+    client_closed: bool = False
+    broken: bool = False
+
+    def take_usage(self, payload: bytes) -> None:
+        """Tokens from a JSON answer's `usage`."""
+        try:
+            answer = json.loads(payload) if payload else None
+        except ValueError:
+            answer = None
+        if isinstance(answer, dict):
+            self._take(answer.get("usage"))
+
+    def _take(self, usage: Any) -> None:
+        if isinstance(usage, dict):
+            self.usage_seen = True
+            self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
+            self.completion_tokens = int(usage.get("completion_tokens") or 0)
+
+    def take_stream_events(self, events: bytes, strip_usage: bool) -> bytes:
+        """Count the events, take the usage chunk's tokens, and return what the client
+        gets (without that chunk when the client did not ask for it)."""
+        if self.first_byte_at is None:
+            self.first_byte_at = time.monotonic()
+        if b'"usage": {' not in events and b'"usage":{' not in events:
+            self.chunks += events.count(b"data: {")
+            return events
+        kept = []
+        for event in events.split(b"\n\n"):
+            if not event:
+                continue
+            chunk = _json_event(event)
+            usage = chunk.get("usage") if chunk else None
+            self._take(usage)
+            if chunk is not None and chunk.get("choices") == [] and isinstance(usage, dict):
+                if strip_usage:
+                    continue  # the extra chunk the client did not ask for
+            elif chunk is not None:
+                self.chunks += 1
+            kept.append(event + b"\n\n")
+        return b"".join(kept)
+
+    def usage(self, caller: Caller, endpoint: Endpoint, path: str, stream: bool) -> Usage:
+        now = time.monotonic()
+        completion = self.completion_tokens if self.usage_seen else self.chunks
+        if self.client_closed:
+            status = "client_closed"
+        elif self.broken or self.status_code >= 400:
+            status = "error"
+        else:
+            status = "success"
+        return Usage(
+            request_id=uuid.uuid4().hex,
+            occurred_at=datetime.now(UTC),
+            organization_id=caller.organization_id,
+            user_id=caller.principal.user_id,
+            api_key_id=caller.principal.api_key_id,
+            instance_id=endpoint.instance_id,
+            model_id=endpoint.model_id,
+            model_name=endpoint.model_name,
+            endpoint=path.removeprefix("/v1/"),
+            stream=stream,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=completion,
+            time_to_first_token_ms=(
+                round((self.first_byte_at - self.started) * 1000) if self.first_byte_at else None
+            ),
+            latency_ms=round((now - self.started) * 1000),
+            status_code=502 if self.broken else self.status_code,
+            status=status,
+        )
+
+
+def _json_event(event: bytes) -> dict[str, Any] | None:
     if not event.startswith(b"data: {"):
-        return False
+        return None
     try:
         chunk = json.loads(event[6:])
     except ValueError:
-        return False
-    return chunk.get("choices") == [] and chunk.get("usage") is not None
+        return None
+    return chunk if isinstance(chunk, dict) else None
 
 
 async def _respond(

@@ -10,7 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from inventiv_api.audit import service as audit
 from inventiv_api.deps import SessionDep
 from inventiv_api.resources import service
-from inventiv_api.resources.schemas import Activation, InstanceOut, InstancePage, ModelOut
+from inventiv_api.resources.schemas import (
+    Activation,
+    InstanceMetricsOut,
+    InstanceOut,
+    InstancePage,
+    ModelOut,
+)
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
 
@@ -43,6 +49,29 @@ async def get_instance(
 ) -> InstanceOut:
     row = await service.get_instance(session=session, principal=principal, instance_id=instance_id)
     return InstanceOut.model_validate(row)
+
+
+@router.get("/instances/{instance_id}/metrics", response_model=InstanceMetricsOut)
+async def get_instance_metrics(
+    instance_id: uuid.UUID, principal: InstanceReader, session: SessionDep
+) -> InstanceMetricsOut:
+    row = await service.instance_metrics(
+        session=session, principal=principal, instance_id=instance_id
+    )
+    if row is None:
+        return InstanceMetricsOut(instance_id=instance_id)
+    return InstanceMetricsOut(
+        instance_id=instance_id,
+        total_requests=row.total_requests,
+        successful_requests=row.successful_requests,
+        failed_requests=row.failed_requests,
+        success_rate=row.successful_requests / row.total_requests if row.total_requests else None,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        total_tokens=row.total_tokens,
+        first_request_at=row.first_request_at,
+        last_request_at=row.last_request_at,
+    )
 
 
 async def _switch(

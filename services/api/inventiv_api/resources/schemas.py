@@ -74,3 +74,18 @@ class InstancePage(BaseModel):
     total: int
     limit: int
     offset: int
+
+
+class InstanceMetricsOut(BaseModel):
+    """What the gateway served through one instance, since it first did."""
+
+    instance_id: uuid.UUID
+    total_requests: int = 0
+    successful_requests: int = 0
+    failed_requests: int = 0
+    success_rate: float | None = None  # None before the first request
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+    first_request_at: datetime | None = None
+    last_request_at: datetime | None = None

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from inventiv_api.errors import forbidden, not_found
 from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.principal import Principal
-from inventiv_common.db.models import Instance, Model
+from inventiv_common.db.models import Instance, InstanceRequestMetrics, Model
 
 
 async def list_instances(
@@ -41,6 +41,14 @@ async def get_instance(
     if instance is None:
         raise not_found("instance")
     return instance
+
+
+async def instance_metrics(
+    *, session: AsyncSession, principal: Principal, instance_id: uuid.UUID
+) -> InstanceRequestMetrics | None:
+    """The gateway's running totals for an instance of the workspace (None: no request yet)."""
+    await get_instance(session=session, principal=principal, instance_id=instance_id)
+    return await session.get(InstanceRequestMetrics, instance_id)
 
 
 async def list_models(*, session: AsyncSession, principal: Principal) -> list[Model]:
