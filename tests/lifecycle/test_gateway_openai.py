@@ -115,6 +115,19 @@ def test_errors_have_openai_types_and_statuses(deployed: tuple[Platform, str]) -
     assert malformed.status_code == 400
     assert malformed.json()["error"]["type"] == "invalid_request_error"
 
+    # A key's limits, counted in Redis: requests per minute, then tokens per minute.
+    two_a_minute = client(serving, api_key(serving, requests_per_minute=2))
+    hello = [{"role": "user", "content": "hello"}]
+    for _ in range(2):
+        two_a_minute.chat.completions.create(model=MOCK_MODEL, messages=hello, max_tokens=1)
+    with pytest.raises(openai.RateLimitError) as limited:
+        two_a_minute.chat.completions.create(model=MOCK_MODEL, messages=hello, max_tokens=1)
+    assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
+    ten_tokens = client(serving, api_key(serving, tokens_per_minute=10))
+    ten_tokens.chat.completions.create(model=MOCK_MODEL, messages=hello, max_tokens=10)  # 11
+    with pytest.raises(openai.RateLimitError):
+        ten_tokens.chat.completions.create(model=MOCK_MODEL, messages=hello, max_tokens=1)
+
     # The engine itself only answers the gateway: no engine key, no tokens.
     port = asyncio.run(engine_port(serving, instance_id))
     direct = httpx.post(

@@ -28,6 +28,7 @@ from inventiv_api.middleware import BodySizeLimit
 from inventiv_api.organizations.router import router as organizations_router
 from inventiv_api.provider_settings.router import router as provider_settings_router
 from inventiv_api.resources.router import router as resources_router
+from inventiv_api.security.ratelimit import RateLimiter
 from inventiv_api.settings import ApiSettings, get_settings
 from inventiv_api.users.router import router as users_router
 from inventiv_api.worker_proxy import router as worker_proxy_router
@@ -73,7 +74,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # Filled by its loop at once; a database hiccup at start-up must not stop the api.
         routes = RouteTable(resources.session_factory, keyring)
         meter = Meter(resources.session_factory, resources.bus)
-        app.state.gateway = GatewayState(routes, UpstreamPool(), meter)
+        limiter = RateLimiter(resources.bus.redis, namespace=f"{settings.redis_channel_prefix}rl")
+        app.state.gateway = GatewayState(routes, UpstreamPool(), meter, limiter)
         resources.on_shutdown.append(app.state.gateway.pool.close)
         # What was metered since the last batch is written before the pool closes.
         resources.on_shutdown.append(meter.flush)

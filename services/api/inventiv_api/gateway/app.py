@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from redis.exceptions import RedisError
 from sqlalchemy import or_, select
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -31,10 +33,12 @@ from inventiv_api.gateway.upstream import (
 )
 from inventiv_api.security.permissions import Permission
 from inventiv_api.security.principal import Principal, check_cross_site, resolve_principal
+from inventiv_api.security.ratelimit import RateLimiter
 from inventiv_api.settings import ApiSettings
 from inventiv_common.db.models import ApiKey, Model
 from inventiv_common.web import resources_of
 
+log = logging.getLogger(__name__)
 ENDPOINTS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
 PRINCIPAL_TTL_S = 5.0
 MAX_CACHED_PRINCIPALS = 10_000
@@ -67,6 +71,8 @@ class Caller:
     principal: Principal
     organization_id: uuid.UUID
     allowed_models: frozenset[str] | None  # None: every model of the organization
+    requests_per_minute: int | None = None  # the API key's limits, if any
+    tokens_per_minute: int | None = None
 
 
 @dataclass
@@ -76,6 +82,7 @@ class GatewayState:
     routes: RouteTable
     pool: UpstreamPool
     meter: Meter
+    limiter: RateLimiter
 
 
 class Gateway:
@@ -146,12 +153,20 @@ class Gateway:
                 raise GatewayError(
                     403, "select an organization workspace first", kind="permission_error"
                 )
-            allowed = None
-            if principal.api_key_id is not None:
-                allowed = await session.scalar(
-                    select(ApiKey.allowed_models).where(ApiKey.id == principal.api_key_id)
+            if principal.api_key_id is None:
+                return Caller(principal, principal.organization_id, None)
+            allowed, rpm, tpm = (
+                await session.execute(
+                    select(
+                        ApiKey.allowed_models,
+                        ApiKey.requests_per_minute,
+                        ApiKey.tokens_per_minute,
+                    ).where(ApiKey.id == principal.api_key_id)
                 )
-        return Caller(principal, principal.organization_id, frozenset(allowed) if allowed else None)
+            ).one()
+        return Caller(
+            principal, principal.organization_id, frozenset(allowed) if allowed else None, rpm, tpm
+        )
 
     @staticmethod
     def _models(routes: RouteTable, caller: Caller) -> bytes:
@@ -177,6 +192,7 @@ class Gateway:
         model = body["model"]
         if caller.allowed_models is not None and model not in caller.allowed_models:
             raise GatewayError(403, f"this API key may not use {model!r}", kind="permission_error")
+        await self._within_limits(state.limiter, caller)
         strip_usage = False
         if body.get("stream") and scope["path"] != "/v1/embeddings":
             options = body.get("stream_options")
@@ -218,9 +234,14 @@ class Gateway:
                     await self._relay_stream(response, receive, send, strip_usage, exchange)
                 else:
                     payload = await response.read()
-                    await _respond(send, response.status, payload)
                     exchange.first_byte_at = time.monotonic()
                     exchange.take_usage(payload if response.status == 200 else b"")
+                    if caller.tokens_per_minute:
+                        # Counted before the answer leaves, so the caller's next request
+                        # already sees them.
+                        await self._count_tokens(state.limiter, caller, exchange.total_tokens)
+                        exchange.tokens_counted = True
+                    await _respond(send, response.status, payload)
             except UpstreamError as exc:
                 exchange.broken = True
                 raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
@@ -228,9 +249,10 @@ class Gateway:
                 response.abort()  # a no-op once the response was read to its end
                 endpoint.in_flight -= 1
                 routes.report(endpoint, ok=not exchange.broken and exchange.status_code < 500)
-                state.meter.record(
-                    exchange.usage(caller, endpoint, scope["path"], bool(body.get("stream")))
-                )
+                usage = exchange.usage(caller, endpoint, scope["path"], bool(body.get("stream")))
+                state.meter.record(usage)
+                if caller.tokens_per_minute and not exchange.tokens_counted:
+                    await self._count_tokens(state.limiter, caller, usage.total_tokens)
             return
         if tried:
             raise GatewayError(
@@ -241,6 +263,30 @@ class Gateway:
                 retry_after=RETRY_AFTER_S,
             )
         raise await self._no_route(routes, caller, model)
+
+    @staticmethod
+    async def _within_limits(limiter: RateLimiter, caller: Caller) -> None:
+        """The key's requests and tokens per minute, counted in Redis across replicas.
+        If Redis is unreachable the request goes through (and is logged)."""
+        key_id = caller.principal.api_key_id
+        try:
+            if caller.requests_per_minute:
+                verdict = await limiter.hit(f"key-rpm:{key_id}", caller.requests_per_minute, 60)
+                if not verdict.allowed:
+                    raise _rate_limited("requests", verdict.retry_after_s)
+            if caller.tokens_per_minute:
+                verdict = await limiter.peek(f"key-tpm:{key_id}", caller.tokens_per_minute)
+                if not verdict.allowed:
+                    raise _rate_limited("tokens", verdict.retry_after_s)
+        except RedisError as exc:
+            log.warning("rate limits not checked: Redis unreachable", extra={"error": str(exc)})
+
+    @staticmethod
+    async def _count_tokens(limiter: RateLimiter, caller: Caller, tokens: int) -> None:
+        try:
+            await limiter.add(f"key-tpm:{caller.principal.api_key_id}", tokens, 60)
+        except RedisError as exc:
+            log.warning("tokens not counted: Redis unreachable", extra={"error": str(exc)})
 
     @staticmethod
     async def _no_route(routes: RouteTable, caller: Caller, model: str) -> GatewayError:
@@ -346,6 +392,11 @@ class Exchange:
     usage_seen: bool = False
     client_closed: bool = False
     broken: bool = False
+    tokens_counted: bool = False  # against the key's tokens per minute
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
     def take_usage(self, payload: bytes) -> None:
         """Tokens from a JSON answer's `usage`."""
@@ -416,6 +467,16 @@ class Exchange:
         )
 
 
+def _rate_limited(what: str, retry_after_s: int) -> GatewayError:
+    return GatewayError(
+        429,
+        f"this API key is over its {what} per minute; retry in {retry_after_s} s",
+        kind="rate_limit_error",
+        code="rate_limit_exceeded",
+        retry_after=retry_after_s,
+    )
+
+
 def _json_event(event: bytes) -> dict[str, Any] | None:
     if not event.startswith(b"data: {"):
         return None
@@ -440,6 +501,7 @@ def _operation(summary: str, *, body: bool) -> dict[str, Any]:
         "401": "missing, bad or revoked credentials",
         "403": "the API key may not use this model",
         "404": "unknown model",
+        "429": "over the API key's requests or tokens per minute (see Retry-After)",
         "502": "the engine failed",
         "503": "no ready instance serves the model (see Retry-After)",
     }

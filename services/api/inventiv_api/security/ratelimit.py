@@ -28,6 +28,14 @@ class RateLimiter:
             count, _, ttl = await pipe.execute()
         return Verdict(count <= limit, max(int(ttl), 1))
 
+    async def add(self, key: str, amount: int, window_s: int) -> None:
+        """Count `amount` events at once (tokens, say) in the current window."""
+        full_key = f"{self.namespace}:{key}"
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.incrby(full_key, amount)
+            pipe.expire(full_key, window_s, nx=True)
+            await pipe.execute()
+
     async def peek(self, key: str, limit: int) -> Verdict:
         """Whether the counter is already over its limit, without counting."""
         full_key = f"{self.namespace}:{key}"
