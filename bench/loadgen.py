@@ -68,9 +68,12 @@ def wrk(
         output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
     finally:
         Path(script.name).unlink(missing_ok=True)
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    p50 = _to_ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
-    p99 = _to_ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    try:
+        rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+        p50 = _to_ms(re.search(r"50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+        p99 = _to_ms(re.search(r"99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    except AttributeError:
+        raise RuntimeError(f"unreadable wrk output for {url}:\n{output}") from None
     errors_match = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     socket_errors = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
