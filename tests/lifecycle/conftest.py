@@ -52,6 +52,26 @@ class Platform:
 
         return asyncio.run(query())
 
+    def outsider(self, username: str) -> httpx.Client:
+        """A new user, logged in, working in a new organization of their own."""
+        password = "another-long-password"
+        created = self.admin.post(
+            "/users",
+            json={
+                "username": username,
+                "email": f"{username}@example.test",
+                "password": password,
+                "role": "user",
+            },
+        )
+        assert created.status_code == 201, created.text
+        client = self.api.login(username, password)
+        org = client.post("/organizations", json={"name": f"{username} org"})
+        assert org.status_code == 201, org.text
+        switched = client.put("/organizations/current", json={"organization_id": org.json()["id"]})
+        assert switched.status_code == 204
+        return client
+
     def deploy(self) -> dict[str, Any]:
         response = self.admin.post("/deployments", json=self.catalog())
         assert response.status_code == 202, response.text

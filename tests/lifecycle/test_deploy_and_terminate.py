@@ -164,21 +164,7 @@ def test_live_feed_streams_the_workspace_changes_and_nothing_to_others(
     import threading
 
     # Someone in another organization, watching their own workspace's feed.
-    created = platform.admin.post(
-        "/users",
-        json={
-            "username": "elsewhere",
-            "email": "elsewhere@example.test",
-            "password": "another-long-password",
-            "role": "user",
-        },
-    )
-    assert created.status_code == 201, created.text
-    outsider = platform.api.login("elsewhere", "another-long-password")
-    org = outsider.post("/organizations", json={"name": "Elsewhere"})
-    assert org.status_code == 201, org.text
-    switched = outsider.put("/organizations/current", json={"organization_id": org.json()["id"]})
-    assert switched.status_code == 204
+    outsider = platform.outsider("elsewhere")
 
     feeds: dict[str, list[dict[str, object]]] = {"admin": [], "outsider": []}
     connected = {name: threading.Event() for name in feeds}

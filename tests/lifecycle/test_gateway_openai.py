@@ -129,19 +129,7 @@ def test_errors_have_openai_types_and_statuses(deployed: tuple[Platform, str]) -
         ten_tokens.chat.completions.create(model=MOCK_MODEL, messages=hello, max_tokens=1)
 
     # A key of another organization cannot reach this organization's instance.
-    created = serving.admin.post(
-        "/users",
-        json={
-            "username": "gateway-outsider",
-            "email": "gateway-outsider@example.test",
-            "password": "another-long-password",
-            "role": "user",
-        },
-    )
-    assert created.status_code == 201, created.text
-    outsider = serving.api.login("gateway-outsider", "another-long-password")
-    org = outsider.post("/organizations", json={"name": "Elsewhere"}).json()["id"]
-    assert outsider.put("/organizations/current", json={"organization_id": org}).status_code == 204
+    outsider = serving.outsider("gateway-outsider")
     foreign = outsider.post("/api_keys", json={"name": "elsewhere"}).json()["key"]
     assert list(client(serving, foreign).models.list()) == []
     with pytest.raises(openai.InternalServerError) as refused:  # 503: nothing of theirs
