@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from inventiv_api.gateway.upstream import ConnectFailed, UpstreamPool
+from inventiv_api.gateway.upstream import ConnectFailed, UpstreamError, UpstreamPool
 from inventiv_common.net import free_port
 from tests.support import MOCK_MODEL, MockEngineProcess
 
@@ -98,6 +98,46 @@ async def test_aborting_a_stream_stops_the_engine(engine: MockEngineProcess) -> 
         produced = engine.metric("generation_tokens_total") - before
         assert 1 <= produced < 50
         assert pool._idle.get(("127.0.0.1", engine.port), []) == []
+    finally:
+        await pool.close()
+
+
+async def test_hanging_up_stops_the_engine_and_hands_over_all_it_wrote(
+    engine: MockEngineProcess,
+) -> None:
+    pool = UpstreamPool()
+    try:
+        before = engine.metric("generation_tokens_total")
+        response = await pool.send(
+            "127.0.0.1", engine.port, "POST", "/v1/chat/completions", AUTH, chat(50, stream=True)
+        )
+        text, hung_up = b"", False
+        with pytest.raises(UpstreamError, match="closed the connection"):
+            async for piece in response.iter_body():
+                text += piece
+                if not hung_up:
+                    response.hang_up()  # the client left after the first piece
+                    hung_up = True
+        received = text.count(b"data: {")
+        # Every token the engine counted reached us, and it stopped well before 50.
+        assert engine.metric("generation_tokens_total") - before == received
+        assert 1 <= received < 50
+        assert pool._idle.get(("127.0.0.1", engine.port), []) == []
+    finally:
+        await pool.close()
+
+
+async def test_a_connection_hung_up_on_is_never_reused(engine: MockEngineProcess) -> None:
+    pool = UpstreamPool()
+    try:
+        response = await pool.send(
+            "127.0.0.1", engine.port, "POST", "/v1/chat/completions", AUTH, chat(1)
+        )
+        response.hang_up()  # the answer may still arrive complete
+        await response.read()
+        assert pool._idle.get(("127.0.0.1", engine.port), []) == []
+        again = await pool.send("127.0.0.1", engine.port, "GET", "/version", [])
+        assert again.status == 200
     finally:
         await pool.close()
 

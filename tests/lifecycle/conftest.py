@@ -122,7 +122,12 @@ def runtime_processes(instance_id: str) -> list[psutil.Process]:
 
 
 @pytest.fixture
-def platform(empty_database_url: str, tmp_path: Path) -> Iterator[Platform]:
+def platform(
+    empty_database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Platform]:
+    """The platform; a test marked `platform_env(NAME="value", ...)` gets those
+    settings in every process."""
+    marker = request.node.get_closest_marker("platform_env")
     api_port, orch_port = free_port(), free_port()
     home = tmp_path / "home"
     env = clean_env(
@@ -141,6 +146,7 @@ def platform(empty_database_url: str, tmp_path: Path) -> Iterator[Platform]:
         PROVISION_RETRY_BASE_S="0.2",
         HEARTBEAT_FLUSH_INTERVAL_S="0.2",
         LOGIN_RATE_LIMIT_PER_IP="100000",
+        **(marker.kwargs if marker else {}),
     )
     api_process = ServiceProcess(
         "inventiv_api", api_port, {**env, "API_PORT": str(api_port)}, tmp_path / "api.log"

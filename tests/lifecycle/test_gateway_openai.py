@@ -80,6 +80,19 @@ def test_models_chat_streams_completions_and_embeddings(deployed: tuple[Platform
     )
     assert with_usage[-1].choices == [] and with_usage[-1].usage is not None
     assert with_usage[-1].usage.completion_tokens == 5
+    # The running usage the gateway asked for on every chunk stays hidden too...
+    assert all(c.usage is None for c in with_usage[:-1])
+    # ...unless the client asked for it as well (vLLM's continuous usage stats).
+    running = list(
+        ai.chat.completions.create(
+            model=MOCK_MODEL,
+            messages=[{"role": "user", "content": "a b"}],
+            max_tokens=3,
+            stream=True,
+            stream_options={"include_usage": True, "continuous_usage_stats": True},
+        )
+    )
+    assert [c.usage.completion_tokens for c in running if c.usage] == [1, 2, 3, 3]
 
     completion = ai.completions.create(model=MOCK_MODEL, prompt="x y z w", max_tokens=2)
     assert completion.usage is not None and completion.usage.prompt_tokens == 4

@@ -260,9 +260,8 @@ class MockEngine:
             if self.options.ttft_ms:
                 await asyncio.sleep(self.options.ttft_ms / 1000)
             if body.get("stream"):
-                produced = await self._stream(
-                    body, request_id, words, prompt_tokens, send, receive, chat=chat
-                )
+                # Counts its tokens as they go out: a stream can end at any token.
+                await self._stream(body, request_id, words, prompt_tokens, send, receive, chat=chat)
             else:
                 if self.options.token_delay_ms:
                     await asyncio.sleep(self.options.token_delay_ms * len(words) / 1000)
@@ -306,7 +305,10 @@ class MockEngine:
         *,
         chat: bool,
     ) -> int:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        options = body.get("stream_options") or {}
+        include_usage = bool(options.get("include_usage"))
+        # vLLM's running usage: every chunk says how many tokens so far.
+        running_usage = include_usage and bool(options.get("continuous_usage_stats"))
         created = int(time.time())
         obj = "chat.completion.chunk" if chat else "text_completion"
         await send(
@@ -332,10 +334,12 @@ class MockEngine:
         produced = 0
         try:
             for index, word in enumerate(words):
-                if disconnected.is_set():
-                    return produced
                 if self.options.token_delay_ms and index:
                     await asyncio.sleep(self.options.token_delay_ms / 1000)
+                # Checked after the wait, with no await until the token is written: a
+                # token is counted only if it went out before the client left.
+                if disconnected.is_set():
+                    return produced
                 last = index == len(words) - 1
                 text = word if index == 0 else " " + word
                 choice: dict[str, Any] = (
@@ -360,9 +364,10 @@ class MockEngine:
                     "choices": [choice],
                 }
                 if include_usage:
-                    chunk["usage"] = None
+                    chunk["usage"] = _usage(prompt_tokens, produced + 1) if running_usage else None
                 await _event(send, chunk)
                 produced += 1
+                self.counters.generation_tokens += 1
             if include_usage:
                 await _event(
                     send,

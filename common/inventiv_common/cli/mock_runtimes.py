@@ -38,6 +38,7 @@ async def run(command: str, instance_id: str | None, database_url: str) -> list[
         os.environ.get("MOCK_RUNTIME", "process"),
         home=home,
         docker_image=os.environ.get("MOCK_DOCKER_IMAGE", "inventiv-worker:latest"),
+        engine_flags=os.environ.get("MOCK_ENGINE_FLAGS", ""),
     )
     provider = MockProvider(sessions, runtime)
     control_plane = os.environ.get("WORKER_CONTROL_PLANE_URL", "http://127.0.0.1:8003")

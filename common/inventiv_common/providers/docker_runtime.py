@@ -42,10 +42,12 @@ class DockerRuntime:
         *,
         base_url: str | None = None,
         engine_startup_delay_s: float = 0.0,
+        engine_flags: str = "",
     ) -> None:
         self.image = image
         self.base_url = base_url
         self.engine_startup_delay_s = engine_startup_delay_s
+        self.engine_flags = engine_flags
         self._client: docker.DockerClient | None = None
 
     @property
@@ -76,6 +78,7 @@ class DockerRuntime:
             spec.model,
             "--startup-delay",
             str(self.engine_startup_delay_s),
+            *shlex.split(self.engine_flags),
         ]
         environment = {
             "INSTANCE_ID": spec.name,

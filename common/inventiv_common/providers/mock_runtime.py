@@ -181,11 +181,20 @@ class SimulatedRuntime:
 
 
 def build_runtime(
-    kind: str, *, home: Path, docker_image: str, engine_startup_delay_s: float = 0.0
+    kind: str,
+    *,
+    home: Path,
+    docker_image: str,
+    engine_startup_delay_s: float = 0.0,
+    engine_flags: str = "",
 ) -> Runtime:
     """The runtime MOCK_RUNTIME names; the orchestrator and the operator CLI share it."""
     if kind == "simulated":
         return SimulatedRuntime()
     if kind == "docker":
-        return DockerRuntime(docker_image, engine_startup_delay_s=engine_startup_delay_s)
-    return ProcessRuntime(home, engine_startup_delay_s=engine_startup_delay_s)
+        return DockerRuntime(
+            docker_image, engine_startup_delay_s=engine_startup_delay_s, engine_flags=engine_flags
+        )
+    return ProcessRuntime(
+        home, engine_startup_delay_s=engine_startup_delay_s, engine_flags=engine_flags
+    )

@@ -43,6 +43,7 @@ def build_providers(
         home=Path(settings.inventiv_home).resolve(),
         docker_image=settings.mock_docker_image,
         engine_startup_delay_s=settings.mock_engine_startup_delay_s,
+        engine_flags=settings.mock_engine_flags,
     )
     mock = MockProvider(session_factory, runtime, fail_creates=settings.mock_fail_creates)
     return {"mock": mock}

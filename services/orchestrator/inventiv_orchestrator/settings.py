@@ -69,6 +69,9 @@ class OrchestratorSettings(CommonSettings):
     mock_engine_startup_delay_s: float = Field(
         default=1.0, ge=0, validation_alias="MOCK_ENGINE_STARTUP_DELAY_S"
     )
+    # Extra mock engine options, as on its command line: e.g. "--token-delay-ms 50
+    # --ttft-ms 200" makes streams slow enough to watch (or to walk away from).
+    mock_engine_flags: str = Field(default="", validation_alias="MOCK_ENGINE_FLAGS")
     mock_fail_creates: int = Field(default=0, ge=0, validation_alias="MOCK_FAIL_CREATES")
     inventiv_home: str = Field(default=".inventiv", validation_alias="INVENTIV_HOME")
 

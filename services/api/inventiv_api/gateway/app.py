@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 from sqlalchemy import or_, select
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -41,6 +43,10 @@ from inventiv_common.web import resources_of
 log = logging.getLogger(__name__)
 ENDPOINTS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
 PRINCIPAL_TTL_S = 5.0
+# How long past its TTL a cached caller is still served while PostgreSQL is away.
+STALE_PRINCIPAL_MAX_S = 600.0
+# What PostgreSQL being away looks like from here: refused or dropped connections.
+DATABASE_DOWN = (DBAPIError, OSError, TimeoutError)
 MAX_CACHED_PRINCIPALS = 10_000
 RETRY_AFTER_S = 5
 JSON = (b"content-type", b"application/json")
@@ -92,9 +98,9 @@ class Gateway:
     def __init__(self, app: ASGIApp, *, settings: ApiSettings) -> None:
         self.app = app
         self.settings = settings
-        # credential -> (caller, expiry): a key costs a lookup every few seconds, not
-        # per request; a revoked key stops working within PRINCIPAL_TTL_S.
-        self._callers: dict[str, tuple[Caller, float]] = {}
+        # credential -> (caller, expiry, resolved at): a key costs a lookup every few
+        # seconds, not per request; a revoked key stops working within PRINCIPAL_TTL_S.
+        self._callers: dict[str, tuple[Caller, float, float]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
@@ -121,13 +127,24 @@ class Gateway:
             self.settings.session_cookie_name, ""
         )
         cached = self._callers.get(credential)
-        if cached is not None and cached[1] > time.monotonic():
+        now = time.monotonic()
+        if cached is not None and cached[1] > now:
             caller = cached[0]
         else:
-            caller = await self._resolve(request)
-            if len(self._callers) >= MAX_CACHED_PRINCIPALS:
-                self._callers.clear()
-            self._callers[credential] = (caller, time.monotonic() + PRINCIPAL_TTL_S)
+            try:
+                caller = await self._resolve(request)
+            except DATABASE_DOWN as exc:
+                # A caller seen lately keeps being served while PostgreSQL is away
+                # (routes and metering do without it too), asking again once a
+                # second; a new one must wait.
+                if cached is None or now - cached[2] > STALE_PRINCIPAL_MAX_S:
+                    raise _database_down(exc) from None
+                caller = cached[0]
+                self._callers[credential] = (caller, now + 1.0, cached[2])
+            else:
+                if len(self._callers) >= MAX_CACHED_PRINCIPALS:
+                    self._callers.clear()
+                self._callers[credential] = (caller, now + PRINCIPAL_TTL_S, now)
         try:
             check_cross_site(request, caller.principal, self.settings)
         except ApiError as exc:
@@ -193,13 +210,24 @@ class Gateway:
         if caller.allowed_models is not None and model not in caller.allowed_models:
             raise GatewayError(403, f"this API key may not use {model!r}", kind="permission_error")
         await self._within_limits(state.limiter, caller)
-        strip_usage = False
+        hidden = HiddenUsage()
         if body.get("stream") and scope["path"] != "/v1/embeddings":
             options = body.get("stream_options")
-            if not (isinstance(options, dict) and options.get("include_usage")):
-                # Every token is metered: ask the engine for usage, hide it from the client.
-                body["stream_options"] = {**(options or {}), "include_usage": True}
-                raw, strip_usage = json.dumps(body).encode(), True
+            options = options if isinstance(options, dict) else {}
+            # Every token is metered, even of a stream the client walks away from: ask
+            # the engine for usage on every chunk (vLLM's continuous usage stats), and
+            # hide from the client whatever it did not ask for.
+            hidden = HiddenUsage(
+                final=not options.get("include_usage"),
+                running=not options.get("continuous_usage_stats"),
+            )
+            if hidden.final or hidden.running:
+                body["stream_options"] = {
+                    **options,
+                    "include_usage": True,
+                    "continuous_usage_stats": True,
+                }
+                raw = json.dumps(body).encode()
         routes = state.routes
         started = time.monotonic()
         tried: tuple[uuid.UUID, ...] = ()
@@ -228,10 +256,10 @@ class Gateway:
                 endpoint.in_flight -= 1
                 routes.report(endpoint, ok=False)
                 raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
-            exchange = Exchange(started=started, status_code=response.status)
+            exchange = Exchange(started=started, status_code=response.status, hidden=hidden)
             try:
                 if response.header(b"content-type") == b"text/event-stream":
-                    await self._relay_stream(response, receive, send, strip_usage, exchange)
+                    await self._relay_stream(response, receive, send, exchange)
                 else:
                     payload = await response.read()
                     exchange.first_byte_at = time.monotonic()
@@ -291,17 +319,10 @@ class Gateway:
     @staticmethod
     async def _no_route(routes: RouteTable, caller: Caller, model: str) -> GatewayError:
         """Unknown to the workspace (404), or known with nothing ready to serve it (503)."""
-        async with routes.session_factory() as session:
-            known = await session.scalar(
-                select(Model.id).where(
-                    Model.model_id == model,
-                    Model.is_active.is_(True),
-                    or_(
-                        Model.organization_id.is_(None),
-                        Model.organization_id == caller.organization_id,
-                    ),
-                )
-            )
+        try:
+            known = await Gateway._known_model(routes, caller, model)
+        except DATABASE_DOWN as exc:
+            return _database_down(exc)
         if known is None:
             return GatewayError(404, f"the model {model!r} does not exist", code="model_not_found")
         return GatewayError(
@@ -312,12 +333,25 @@ class Gateway:
             retry_after=RETRY_AFTER_S,
         )
 
+    @staticmethod
+    async def _known_model(routes: RouteTable, caller: Caller, model: str) -> uuid.UUID | None:
+        async with routes.session_factory() as session:
+            return await session.scalar(
+                select(Model.id).where(
+                    Model.model_id == model,
+                    Model.is_active.is_(True),
+                    or_(
+                        Model.organization_id.is_(None),
+                        Model.organization_id == caller.organization_id,
+                    ),
+                )
+            )
+
     async def _relay_stream(
         self,
         response: UpstreamResponse,
         receive: Receive,
         send: Send,
-        strip_usage: bool,
         exchange: Exchange,
     ) -> None:
         """Relay an event stream as it arrives. If the engine breaks it off, the client
@@ -332,36 +366,40 @@ class Gateway:
                 ],
             }
         )
-        gone = asyncio.Event()
+        gone = False
 
         async def watch() -> None:
+            nonlocal gone
             while (await receive())["type"] != "http.disconnect":
                 pass
-            gone.set()
+            # Stop the engine, but keep reading what it already wrote: those tokens
+            # were produced and are metered.
+            gone = exchange.client_closed = True
+            response.hang_up()
 
         watcher = asyncio.create_task(watch())
         pending = b""
         try:
             async for piece in response.iter_body():
-                if gone.is_set():
-                    exchange.client_closed = True
-                    return  # closing the upstream stops the engine
                 pending += piece
                 # Relay whole events as soon as they are complete.
                 cut = pending.rfind(b"\n\n")
                 if cut < 0:
                     continue
                 events, pending = pending[: cut + 2], pending[cut + 2 :]
-                events = exchange.take_stream_events(events, strip_usage)
-                if events:
+                events = exchange.take_stream_events(events)
+                if events and not gone:
                     await send({"type": "http.response.body", "body": events, "more_body": True})
         except UpstreamError:
+            if gone:
+                return
             exchange.broken = True
             await send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         finally:
             watcher.cancel()
-        await send({"type": "http.response.body", "body": pending, "more_body": False})
+        if not gone:
+            await send({"type": "http.response.body", "body": pending, "more_body": False})
 
     async def _body(self, receive: Receive) -> bytes:
         chunks, size = [], 0
@@ -378,18 +416,37 @@ class Gateway:
                 return b"".join(chunks)
 
 
+@dataclass(frozen=True)
+class HiddenUsage:
+    """The usage the gateway asked a stream for on its own, to strip from what the
+    client sees: the final usage chunk, the running usage on every chunk."""
+
+    final: bool = False
+    running: bool = False
+
+
+# A chunk's `usage` object (vLLM nests one level: prompt_tokens_details), and the
+# final chunk that carries only usage. Unescaped quotes cannot occur inside a JSON
+# string, so neither can match generated text.
+USAGE_OBJECT = re.compile(rb'"usage":\s*(\{(?:[^{}]|\{[^{}]*\})*\})')
+FINAL_CHUNK = re.compile(rb'"choices":\s*\[\]')
+
+
 @dataclass
 class Exchange:
     """What one proxied request came to: the facts its usage record is made of."""
 
     started: float
     status_code: int
+    hidden: HiddenUsage = HiddenUsage()
     first_byte_at: float | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    # Content chunks relayed: the completion so far when a stream ends early.
+    # Content chunks relayed: the completion so far when an engine reports no usage.
     chunks: int = 0
     usage_seen: bool = False
+    # The latest usage object of a stream, parsed once at the end.
+    last_usage: bytes | None = None
     client_closed: bool = False
     broken: bool = False
     tokens_counted: bool = False  # against the key's tokens per minute
@@ -413,31 +470,38 @@ class Exchange:
             self.prompt_tokens = int(usage.get("prompt_tokens") or 0)
             self.completion_tokens = int(usage.get("completion_tokens") or 0)
 
-    def take_stream_events(self, events: bytes, strip_usage: bool) -> bytes:
-        """Count the events, take the usage chunk's tokens, and return what the client
-        gets (without that chunk when the client did not ask for it)."""
+    def take_stream_events(self, events: bytes) -> bytes:
+        """Count the chunks, keep the latest usage the engine reported, and return what
+        the client gets: without the usage it did not ask for."""
         if self.first_byte_at is None:
             self.first_byte_at = time.monotonic()
-        if b'"usage": {' not in events and b'"usage":{' not in events:
+        if b'"usage":' not in events:
             self.chunks += events.count(b"data: {")
             return events
         kept = []
         for event in events.split(b"\n\n"):
             if not event:
                 continue
-            chunk = _json_event(event)
-            usage = chunk.get("usage") if chunk else None
-            self._take(usage)
-            if chunk is not None and chunk.get("choices") == [] and isinstance(usage, dict):
-                if strip_usage:
+            found = USAGE_OBJECT.search(event)
+            if found is None:
+                self.chunks += event.startswith(b"data: {")
+                kept.append(event + b"\n\n")
+                continue
+            self.last_usage = found.group(1)
+            if FINAL_CHUNK.search(event):
+                if self.hidden.final:
                     continue  # the extra chunk the client did not ask for
-            elif chunk is not None:
+            else:
                 self.chunks += 1
+                if self.hidden.running:
+                    event = event[: found.start(1)] + b"null" + event[found.end(1) :]
             kept.append(event + b"\n\n")
         return b"".join(kept)
 
     def usage(self, caller: Caller, endpoint: Endpoint, path: str, stream: bool) -> Usage:
         now = time.monotonic()
+        if self.last_usage is not None:
+            self.take_usage(b'{"usage":' + self.last_usage + b"}")
         completion = self.completion_tokens if self.usage_seen else self.chunks
         if self.client_closed:
             status = "client_closed"
@@ -467,6 +531,17 @@ class Exchange:
         )
 
 
+def _database_down(exc: BaseException) -> GatewayError:
+    log.warning("gateway: PostgreSQL unreachable", extra={"error": str(exc)[:300]})
+    return GatewayError(
+        503,
+        "the platform's database is unreachable; retry shortly",
+        kind="api_error",
+        code="service_unavailable",
+        retry_after=RETRY_AFTER_S,
+    )
+
+
 def _rate_limited(what: str, retry_after_s: int) -> GatewayError:
     return GatewayError(
         429,
@@ -475,16 +550,6 @@ def _rate_limited(what: str, retry_after_s: int) -> GatewayError:
         code="rate_limit_exceeded",
         retry_after=retry_after_s,
     )
-
-
-def _json_event(event: bytes) -> dict[str, Any] | None:
-    if not event.startswith(b"data: {"):
-        return None
-    try:
-        chunk = json.loads(event[6:])
-    except ValueError:
-        return None
-    return chunk if isinstance(chunk, dict) else None
 
 
 async def _respond(

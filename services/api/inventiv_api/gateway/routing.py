@@ -123,8 +123,8 @@ class RouteTable:
             self._changed.clear()
             try:
                 await self.refresh()
-            except Exception:  # keep serving the last snapshot; retried next tick
-                log.exception("route table refresh failed")
+            except Exception as exc:  # keep serving the last snapshot; retried next tick
+                log.warning("route table not refreshed", extra={"error": str(exc)[:300]})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), timeout=self.refresh_s)
 

@@ -22,6 +22,8 @@ from collections.abc import AsyncIterator
 import httptools
 
 READ_SIZE = 65536
+# How long an engine may keep writing after it was told the client left.
+HANG_UP_DRAIN_S = 2.0
 
 
 class UpstreamError(Exception):
@@ -86,6 +88,7 @@ class UpstreamResponse:
         self.status: int = parser.parser.get_status_code()
         self.headers = parser.headers
         self._finished = False
+        self._reusable = True
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -104,9 +107,12 @@ class UpstreamResponse:
                     yield parser.pieces.popleft()
                 if parser.complete:
                     break
-                data = await asyncio.wait_for(
-                    self._connection.reader.read(READ_SIZE), self._read_timeout_s
-                )
+                try:
+                    data = await asyncio.wait_for(
+                        self._connection.reader.read(READ_SIZE), self._read_timeout_s
+                    )
+                except (OSError, TimeoutError) as exc:
+                    raise UpstreamError(f"the engine stopped answering: {exc!r}") from exc
                 if not data:
                     raise UpstreamError("the engine closed the connection mid-response")
                 try:
@@ -120,6 +126,22 @@ class UpstreamResponse:
     async def read(self) -> bytes:
         return b"".join([piece async for piece in self.iter_body()])
 
+    def hang_up(self, drain_s: float = HANG_UP_DRAIN_S) -> None:
+        """The client left: close our sending side, which an engine served by uvicorn
+        (vLLM, the mock engine) takes as a disconnect and stops generating. What it had
+        already written still arrives, so the tokens it counted can be counted here too;
+        an engine that keeps going is cut off after `drain_s`."""
+        self._read_timeout_s = min(self._read_timeout_s, drain_s)
+        self._reusable = False
+        writer = self._connection.writer
+        try:
+            if writer.can_write_eof():
+                writer.write_eof()
+                return
+        except OSError:
+            pass
+        self.abort()
+
     def abort(self) -> None:
         """Drop the connection (the client left, or the response broke): it cannot be
         reused, and closing it tells the engine to stop generating."""
@@ -131,7 +153,7 @@ class UpstreamResponse:
         if self._finished:
             return
         self._finished = True
-        if self._parser.keep_alive:
+        if self._parser.keep_alive and self._reusable:
             self._pool._put(self._key, self._connection)
         else:
             self._connection.close()
