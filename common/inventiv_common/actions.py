@@ -20,5 +20,7 @@ ORPHAN_CLOSED = "watchdog.orphan_closed"
 ORPHAN_TERMINATED = "watchdog.orphan_terminated"
 CATALOG_SYNC = "catalog.sync"
 RECONCILE = "reconcile"
+BUDGET_THRESHOLD_REACHED = "budget.threshold_reached"
+BUDGET_CAP_REACHED = "budget.cap_reached"
 
 ALL = frozenset(value for name, value in dict(globals()).items() if name.isupper())

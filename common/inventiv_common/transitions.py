@@ -11,12 +11,13 @@ nothing is written.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
-from inventiv_common.bus import Envelope, publish_after_commit
+from inventiv_common.bus import CMD_TERMINATE, Envelope, publish_after_commit
 from inventiv_common.db.models import ActionLog, Instance
 from inventiv_common.lifecycle import InstanceStatus, can_transition
 
@@ -142,3 +143,47 @@ def transition(
         ),
     )
     return entry
+
+
+async def request_termination(
+    session: AsyncSession,
+    instance: Instance,
+    *,
+    component: str,
+    user_id: Any = None,
+    correlation_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> bool:
+    """Ask the orchestrator to terminate an instance; True if this was the first ask.
+
+    The orchestrator owns state changes (it moves the instance to terminating); the
+    asker only raises the request flag, with a plain conditional UPDATE that cannot
+    collide with the orchestrator's versioned writes, and the command goes out after
+    the caller's commit (again on a repeated ask: the first may have been lost)."""
+    table = cast(Table, Instance.__table__)
+    flagged = await session.execute(
+        update(table)
+        .where(table.c.id == instance.id, table.c.terminate_requested_at.is_(None))
+        .values(terminate_requested_at=datetime.now(UTC))
+    )
+    first = bool(flagged.rowcount)  # type: ignore[attr-defined]
+    if first:
+        log_action(
+            session,
+            instance,
+            actions.TERMINATE_REQUESTED,
+            component=component,
+            user_id=user_id,
+            correlation_id=correlation_id,
+            details=details,
+        )
+    publish_after_commit(
+        session,
+        Envelope(
+            type=CMD_TERMINATE,
+            organization_id=instance.organization_id,
+            correlation_id=correlation_id,
+            payload={"instance_id": str(instance.id)},
+        ),
+    )
+    return first

@@ -1,16 +1,22 @@
 """The finops service's app factory.
 
 It never migrates: the api and the orchestrator own the schema, and /readyz stays
-503 until the schema is at the revision this build expects.
+503 until the schema is at the revision this build expects. Its one loop bills
+minutes, prices usage and checks budgets; a usage batch recorded by the gateway wakes
+it, and it runs every FINOPS_INTERVAL_S anyway.
 """
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import FastAPI
 
-from inventiv_common.bus import FINOPS_CHANNEL
+from inventiv_common.bus import FINOPS_CHANNEL, Envelope
 from inventiv_common.dispatch import BusConsumer, Dispatcher
-from inventiv_common.web import build_service_app
+from inventiv_common.finops import EVT_INFERENCE_USAGE_RECORDED
+from inventiv_common.web import ServiceResources, build_service_app
+from inventiv_finops.loop import FinopsLoop
 from inventiv_finops.settings import FinopsSettings, get_settings
 
 
@@ -18,12 +24,26 @@ def create_app(settings: FinopsSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     dispatcher = Dispatcher()
     consumer = BusConsumer([FINOPS_CHANNEL], dispatcher)
+    stop = asyncio.Event()
+
+    async def start_finops(resources: ServiceResources) -> None:
+        loop = FinopsLoop(
+            resources.session_factory, resources.bus, interval_s=settings.finops_interval_s
+        )
+        app.state.loop = loop
+
+        async def wake(_envelope: Envelope) -> None:
+            loop.wake()
+
+        dispatcher.register(EVT_INFERENCE_USAGE_RECORDED, wake)
+        resources.spawn(loop.run(stop), name="loop:finops")
+
     app = build_service_app(
         settings,
         title="inventiv-finops",
         description="Inventiv Agents costs: GPU minutes, forecasts and token usage.",
         migrate_on_boot=False,
-        on_startup=[consumer.start],
+        on_startup=[start_finops, consumer.start],
     )
     app.state.dispatcher = dispatcher
     app.state.consumer = consumer

@@ -11,10 +11,17 @@ from inventiv_common.db.models.catalog import (
     Zone,
 )
 from inventiv_common.db.models.finops import (
+    BillingProgress,
+    BillingState,
+    Budget,
+    BudgetAlert,
+    CostActualDay,
+    CostActualHour,
     CostActualMinute,
     CostCumulativeMinute,
     CostForecastMinute,
     InferenceUsage,
+    UsageHour,
 )
 from inventiv_common.db.models.identity import (
     ApiKey,
@@ -40,6 +47,12 @@ __all__ = [
     "ApiKey",
     "AuditLog",
     "Base",
+    "BillingProgress",
+    "BillingState",
+    "Budget",
+    "BudgetAlert",
+    "CostActualDay",
+    "CostActualHour",
     "CostActualMinute",
     "CostCumulativeMinute",
     "CostForecastMinute",
@@ -60,6 +73,7 @@ __all__ = [
     "ProviderSetting",
     "Region",
     "SystemSample",
+    "UsageHour",
     "User",
     "UserSession",
     "WorkerAuthToken",

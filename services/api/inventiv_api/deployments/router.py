@@ -54,7 +54,7 @@ async def create_deployment(
 async def terminate_instance(
     instance_id: uuid.UUID, principal: Operator, request: Request, session: SessionDep, bus: BusDep
 ) -> InstanceOut:
-    instance = await service.request_termination(
+    instance = await service.terminate(
         session=session,
         principal=principal,
         instance_id=instance_id,

@@ -15,10 +15,10 @@ from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.service import get_instance, get_model
 from inventiv_api.security.principal import Principal
 from inventiv_common import actions
-from inventiv_common.bus import CMD_PROVISION, CMD_TERMINATE, Envelope, publish_after_commit
+from inventiv_common.bus import CMD_PROVISION, Envelope, publish_after_commit
 from inventiv_common.db.models import Instance, InstanceType, InstanceTypeZone, Region, Zone
 from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
-from inventiv_common.transitions import log_action, record_step
+from inventiv_common.transitions import log_action, record_step, request_termination
 
 # Core table: updates through it leave the ORM's version counter to the orchestrator.
 INSTANCES = cast(Table, Instance.__table__)
@@ -99,7 +99,7 @@ async def create(
     return instance
 
 
-async def request_termination(
+async def terminate(
     *,
     session: AsyncSession,
     principal: Principal,
@@ -109,31 +109,12 @@ async def request_termination(
     instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
     if instance.status == InstanceStatus.terminated.value:
         return instance  # already gone: asking again changes nothing
-    # The orchestrator owns state changes (it moves the instance to terminating); the
-    # api only raises the request flag, with a plain conditional UPDATE that cannot
-    # collide with the orchestrator's versioned writes.
-    flagged = await session.execute(
-        update(INSTANCES)
-        .where(INSTANCES.c.id == instance.id, INSTANCES.c.terminate_requested_at.is_(None))
-        .values(terminate_requested_at=datetime.now(UTC))
-    )
-    if flagged.rowcount:  # type: ignore[attr-defined]
-        log_action(
-            session,
-            instance,
-            actions.TERMINATE_REQUESTED,
-            component="api",
-            user_id=principal.user_id,
-            correlation_id=correlation_id,
-        )
-    publish_after_commit(
+    await request_termination(
         session,
-        Envelope(
-            type=CMD_TERMINATE,
-            organization_id=instance.organization_id,
-            correlation_id=correlation_id,
-            payload={"instance_id": str(instance.id)},
-        ),
+        instance,
+        component="api",
+        user_id=principal.user_id,
+        correlation_id=correlation_id,
     )
     await session.flush()
     await session.refresh(instance)

@@ -1,7 +1,7 @@
 """Every request through the gateway yields one usage record, written off the request
 path: records wait in memory and go to PostgreSQL in batches (the detail rows in
 finops.inference_usage, the running totals in instance_request_metrics) with one
-EVT:INFERENCE_USAGE_RECORDED per batch on the finops channel.
+EVT:INFERENCE_EVT_INFERENCE_USAGE_RECORDED per batch on the finops channel.
 
 A batch that cannot be written (PostgreSQL down) stays at the head of the buffer and
 is retried; rows are keyed by request id, so a batch retried after a commit whose
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.bus import Envelope, EventBus
 from inventiv_common.db.models import InstanceRequestMetrics
+from inventiv_common.finops import EVT_INFERENCE_USAGE_RECORDED
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 200_000
@@ -61,7 +62,6 @@ INSERT_NEW = (
     f"SELECT {_COLUMN_LIST} FROM usage_batch "
     "ON CONFLICT (request_id, occurred_at) DO NOTHING RETURNING request_id"
 )
-USAGE_RECORDED = "EVT:INFERENCE_USAGE_RECORDED"
 
 
 @dataclass(frozen=True)
@@ -130,7 +130,7 @@ class Meter:
                 written += len(batch)
                 self.written += len(batch)
                 await self.bus.publish_safe(
-                    Envelope(type=USAGE_RECORDED, payload={"records": len(batch)})
+                    Envelope(type=EVT_INFERENCE_USAGE_RECORDED, payload={"records": len(batch)})
                 )
         return written
 

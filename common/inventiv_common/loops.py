@@ -1,0 +1,50 @@
+"""The one shape of background work: `run_once()` does a pass, `run()` repeats it every
+`interval_s` or as soon as `wake()` is called (a bus message is only such a hint)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+class Loop:
+    name = "loop"
+    # Shortest time between two passes, however often the loop is woken: a burst of
+    # wake-ups (hundreds of workers registering) then costs a few passes, not hundreds.
+    min_gap_s = 0.0
+
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._wake = asyncio.Event()
+        self.passes = 0
+        self.last_error: str | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run_once(self) -> int:
+        """One pass; returns how many items it acted on."""
+        raise NotImplementedError
+
+    async def run(self, stop: asyncio.Event, passes: int | None = None) -> None:
+        """Repeat until `stop`, or for exactly `passes` passes (tests)."""
+        while not stop.is_set() and (passes is None or self.passes < passes):
+            self._wake.clear()
+            try:
+                await self.run_once()
+                self.last_error = None
+            except Exception as exc:  # a pass that fails is retried on the next one
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("loop pass failed", extra={"loop": self.name})
+            self.passes += 1
+            if self.min_gap_s:
+                await asyncio.sleep(self.min_gap_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+
+    def status(self) -> dict[str, Any]:
+        return {"interval_s": self.interval_s, "passes": self.passes, "last_error": self.last_error}
