@@ -18,6 +18,7 @@ from inventiv_api.catalog.router import router as catalog_router
 from inventiv_api.deployments.events import router as events_router
 from inventiv_api.deployments.router import router as deployments_router
 from inventiv_api.errors import install_error_handlers
+from inventiv_api.finops.router import router as finops_router
 from inventiv_api.gateway.app import OPENAPI_PATHS as GATEWAY_PATHS
 from inventiv_api.gateway.app import Gateway, GatewayState
 from inventiv_api.gateway.metering import Meter
@@ -53,6 +54,7 @@ ROUTERS = (
     events_router,
     catalog_router,
     action_logs_router,
+    finops_router,
     worker_proxy_router,
 )
 

@@ -17,6 +17,7 @@ from inventiv_api.security.principal import Principal
 from inventiv_common import actions
 from inventiv_common.bus import CMD_PROVISION, Envelope, publish_after_commit
 from inventiv_common.db.models import Instance, InstanceType, InstanceTypeZone, Region, Zone
+from inventiv_common.finops import cap_reached, utcnow
 from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
 from inventiv_common.transitions import log_action, record_step, request_termination
 
@@ -34,6 +35,16 @@ async def create(
     correlation_id: str | None,
 ) -> Instance:
     org_id = current_org_id(principal)
+    capped = await cap_reached(session, org_id, utcnow())
+    if capped is not None:
+        budget, spent = capped
+        raise ApiError(
+            402,
+            "budget_cap_reached",
+            f"this organization has spent {spent:.2f} EUR of its monthly budget of "
+            f"{budget.monthly_budget_eur} EUR and has a hard cap: no new deployment this "
+            "month unless the budget is raised or the cap lifted",
+        )
     offer = (
         await session.execute(
             select(InstanceType, Zone, Region)

@@ -36,6 +36,7 @@ class Permission(StrEnum):
     action_logs_read = "action_logs:read"
     audit_read = "audit:read"
     finops_read = "finops:read"
+    finops_manage = "finops:manage"  # the organization's budget
 
 
 class Role(StrEnum):
@@ -71,6 +72,7 @@ _ADMIN = (_MANAGER - {P.activation_economic}) | {
     P.activation_technical,
     P.api_keys_manage,
     P.provider_settings_manage,
+    P.finops_manage,
 }
 _OWNER = _ADMIN | _MANAGER
 
