@@ -23,7 +23,7 @@ async def _snapshot(engine: AsyncEngine) -> dict[str, list[tuple[object, ...]]]:
     snapshot = {}
     async with engine.connect() as conn:
         for table in CATALOG_TABLES:
-            rows = await conn.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))  # noqa: S608
+            rows = await conn.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))
             snapshot[table] = [tuple(r) for r in rows]
     return snapshot
 

@@ -4,10 +4,16 @@ minutes, forecasts from the burn rate."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import asyncio
+import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
+from inventiv_common.bus import Envelope
+from inventiv_common.finops import EVT_INFERENCE_USAGE_RECORDED
 from tests.finops.conftest import T0, Books
+from tests.support import REDIS_URL, ServiceProcess, clean_env, free_port
 
 MINUTE = timedelta(minutes=1)
 
@@ -47,7 +53,7 @@ async def test_three_instances_over_90_minutes_cost_exactly_their_price(books: B
     total = sum(cost(p, m) for _, p, m in fleet.values())
     assert total == Decimal("1.80") + Decimal("1.4105") + Decimal("0.8166666667")
     for table in ("cost_actual_minute", "cost_actual_hour", "cost_actual_day"):
-        assert await books.scalar(f"SELECT sum(cost_eur) FROM finops.{table}") == total  # noqa: S608
+        assert await books.scalar(f"SELECT sum(cost_eur) FROM finops.{table}") == total
     # B ended: closed, never looked at again; A and C stay open.
     closed = await books.sql("SELECT instance_id FROM finops.billing_state WHERE closed")
     assert [r[0] for r in closed] == [fleet["B"][0]]
@@ -103,7 +109,7 @@ async def test_running_the_minute_job_twice_changes_nothing(books: Books) -> Non
         return [
             [
                 {k: v for k, v in row._asdict().items() if k != "updated_at"}
-                for row in await books.sql(f"SELECT * FROM finops.{t} ORDER BY 1, 2")  # noqa: S608
+                for row in await books.sql(f"SELECT * FROM finops.{t} ORDER BY 1, 2")
             ]
             for t in tables
         ]
@@ -157,3 +163,53 @@ async def test_an_instance_without_a_server_costs_nothing(books: Books) -> None:
     await books.loop.tick(T0 + 10 * MINUTE)
     assert await books.billed(never) == (0, Decimal(0))
     assert await books.billed(failed) == (1, cost("5.00", 1))
+
+
+async def test_the_finops_process_bills_on_its_own_and_wakes_on_usage(
+    books: Books, tmp_path: Path
+) -> None:
+    """The service as it runs in production: its loop, on the real clock."""
+    org = await books.organization()
+    now = datetime.now(UTC)
+    instance_id = await books.instance(
+        org, await books.instance_type("T-LIVE", "0.60"), now - 5 * MINUTE
+    )
+    port = free_port()
+    process = ServiceProcess(
+        "inventiv_finops",
+        port,
+        clean_env(
+            DATABASE_URL=books.url,
+            REDIS_URL=REDIS_URL,
+            REDIS_CHANNEL_PREFIX=books.loop.bus.channel_prefix,
+            INVENTIV_ENV="test",
+            FINOPS_PORT=str(port),
+            FINOPS_INTERVAL_S="600",  # only the first pass and wake-ups
+        ),
+        tmp_path / "finops.log",
+    )
+    process.wait_ready()
+    try:
+        deadline = time.monotonic() + 20
+        while (await books.billed(instance_id))[0] < 5 and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        minutes, total = await books.billed(instance_id)
+        assert minutes in (5, 6) and total == Decimal("0.01") * minutes
+        # A usage batch recorded by the gateway wakes it to price the records.
+        await books.sql(
+            "INSERT INTO finops.inference_usage (occurred_at, request_id, organization_id, "
+            "instance_id, model_name, endpoint, stream, prompt_tokens, completion_tokens, "
+            "total_tokens, latency_ms, status_code, status) VALUES (now(), 'r1', :org, :i, "
+            "'m', 'chat/completions', false, 10, 5, 15, 3, 200, 'success')",
+            org=org,
+            i=instance_id,
+        )
+        await books.loop.bus.publish(Envelope(type=EVT_INFERENCE_USAGE_RECORDED))
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not await books.scalar(
+            "SELECT count(*) FROM finops.usage_hour"
+        ):
+            await asyncio.sleep(0.2)
+        assert await books.scalar("SELECT sum(prompt_tokens) FROM finops.usage_hour") == 10
+    finally:
+        process.stop()

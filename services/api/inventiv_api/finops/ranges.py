@@ -82,7 +82,7 @@ def checked_range(
         raise bad_range("`from` must be before `to`")
     start, end = floor_to(start, step), ceil_to(end, step)
     if end - start > longest:
-        raise bad_range(f"at most {longest.days or longest} at a time, asked for {end - start}")
+        raise bad_range(f"at most {longest.days} day(s) at a time, asked for {end - start}")
     return start, end
 
 

@@ -1,0 +1,232 @@
+"""FinOps at fleet scale: 1,000 instances with 30 days of minute costs behind them.
+
+The generator writes what the minute job would have written over those 30 days, in
+bulk: 43.2 million rows of `cost_actual_minute`, their hour and day rollups, each
+instance's billing bookmark and the watermark (the cumulative and forecast minute
+tables get the last minute only: no report reads further back in them). Then:
+
+1. the dashboard queries of one workspace holding all 1,000 instances, each run
+   repeatedly: the 30-day summary (allocation along every dimension) and every window
+   (minute, hour, day, 30d, 365d) -- p50 / p95 against 100 ms;
+2. the minute job billing the next minute of 1,000 running instances -- against 200 ms.
+
+BENCH_FINOPS_INSTANCES and BENCH_FINOPS_DAYS shrink the data set; BENCH_KEEP=1 keeps
+the database (it is dropped otherwise: at full size it takes about 10 GB).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from inventiv_api.finops import service
+from inventiv_api.finops.ranges import WINDOWS
+from inventiv_common.db.engine import make_engine, make_session_factory
+from inventiv_common.db.migrate import run_migrations
+from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
+from inventiv_finops.costing import bill_minutes
+
+INSTANCES = int(os.environ.get("BENCH_FINOPS_INSTANCES", "1000"))
+DAYS = int(os.environ.get("BENCH_FINOPS_DAYS", "30"))
+RUNS = int(os.environ.get("BENCH_FINOPS_RUNS", "20"))
+TARGETS = {"query_p95_ms": 100.0, "minute_job_ms": 200.0}
+# Hourly prices with an exact cost per minute, so the bulk rows equal the job's.
+PRICES = ("0.60", "1.20", "2.40", "3.00")
+
+
+async def generate(conn: asyncpg.Connection, end: datetime) -> uuid.UUID:
+    """One organization, INSTANCES instances, DAYS days of billed minutes before `end`."""
+    org = uuid.uuid4()
+    await conn.execute(
+        "INSERT INTO organizations (id, name, slug) VALUES ($1, 'Fleet', 'fleet')", org
+    )
+    provider, zone = await conn.fetchrow(
+        "SELECT p.id, z.id FROM providers p JOIN regions r ON r.provider_id = p.id "
+        "JOIN zones z ON z.region_id = r.id WHERE p.code = 'mock'"
+    )
+    types = []
+    for n, price in enumerate(PRICES):
+        types.append(
+            await conn.fetchval(
+                "INSERT INTO instance_types (provider_id, code, name, cost_per_hour_eur) "
+                "VALUES ($1, $2, $2, $3::numeric) RETURNING id",
+                provider,
+                f"BENCH-{n}",
+                price,
+            )
+        )
+    start = end - timedelta(days=DAYS)
+    await conn.executemany(
+        "INSERT INTO instances (organization_id, provider_id, zone_id, instance_type_id, "
+        "status, provider_created_at) VALUES ($1, $2, $3, $4, 'ready', $5)",
+        [(org, provider, zone, types[n % len(types)], start) for n in range(INSTANCES)],
+    )
+    dims = "i.organization_id, i.provider_id, z.region_id, i.zone_id, i.instance_type_id"
+    source = (
+        "FROM instances i JOIN instance_types t ON t.id = i.instance_type_id "
+        "JOIN zones z ON z.id = i.zone_id WHERE i.organization_id = $1"
+    )
+    # Secondary indexes are built once at the end: much faster than row by row.
+    indexes = await conn.fetch(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'finops' "
+        "AND tablename = 'cost_actual_minute' AND indexname NOT LIKE 'pk_%'"
+    )
+    for index in indexes:
+        await conn.execute(f'DROP INDEX finops."{index["indexname"]}"')
+    began = time.monotonic()
+    for day in range(DAYS):
+        lo = start + timedelta(days=day)
+        await conn.execute(
+            "INSERT INTO finops.cost_actual_minute (instance_id, bucket_minute, organization_id, "
+            f"provider_id, region_id, zone_id, instance_type_id, cost_eur) SELECT i.id, m, {dims}, "
+            "round(t.cost_per_hour_eur / 60, 10) FROM instances i "
+            "JOIN instance_types t ON t.id = i.instance_type_id JOIN zones z ON z.id = i.zone_id "
+            "CROSS JOIN generate_series($2::timestamptz, $3::timestamptz - interval '1 minute', "
+            "interval '1 minute') m WHERE i.organization_id = $1",
+            org,
+            lo,
+            lo + timedelta(days=1),
+        )
+        print(
+            f"  generated day {day + 1}/{DAYS} ({time.monotonic() - began:.0f} s)",
+            flush=True,
+        )
+    for index in indexes:
+        await conn.execute(index["indexdef"])
+    for grain in ("hour", "day"):
+        await conn.execute(
+            f"INSERT INTO finops.cost_actual_{grain} (instance_id, bucket_{grain}, "
+            "organization_id, provider_id, region_id, zone_id, instance_type_id, cost_eur, "
+            f"minutes) SELECT instance_id, date_trunc('{grain}', bucket_minute, 'UTC'), "
+            "organization_id, provider_id, region_id, zone_id, instance_type_id, sum(cost_eur), "
+            "count(*) FROM finops.cost_actual_minute GROUP BY 1, 2, 3, 4, 5, 6, 7"
+        )
+    last = end - timedelta(minutes=1)
+    await conn.execute(
+        "INSERT INTO finops.cost_forecast_minute (instance_id, bucket_minute, organization_id, "
+        "provider_id, region_id, zone_id, instance_type_id, burn_rate_eur_per_hour, "
+        "forecast_eur_1h, forecast_eur_1d, forecast_eur_30d, forecast_eur_365d) "
+        f"SELECT i.id, $2, {dims}, t.cost_per_hour_eur, t.cost_per_hour_eur, "
+        f"t.cost_per_hour_eur * 24, t.cost_per_hour_eur * 720, t.cost_per_hour_eur * 8760 "
+        f"{source}",
+        org,
+        last,
+    )
+    minutes = DAYS * 1440
+    await conn.execute(
+        "INSERT INTO finops.cost_cumulative_minute (instance_id, bucket_minute, "
+        "organization_id, provider_id, region_id, zone_id, instance_type_id, "
+        f"cumulative_cost_eur) SELECT i.id, $2, {dims}, t.cost_per_hour_eur * $3::integer / 60 "
+        f"{source}",
+        org,
+        last,
+        minutes,
+    )
+    await conn.execute(
+        "INSERT INTO finops.billing_state (instance_id, billed_until, minutes_billed, "
+        "cumulative_cost_eur) SELECT i.id, $2, $3, t.cost_per_hour_eur * $3::integer / 60 "
+        "FROM instances i JOIN instance_types t ON t.id = i.instance_type_id "
+        "WHERE i.organization_id = $1",
+        org,
+        end,
+        minutes,
+    )
+    await conn.execute("INSERT INTO finops.billing_progress (billed_until) VALUES ($1)", end)
+    await conn.execute("ANALYZE")
+    return org
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+async def run() -> None:
+    admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    name = f"bench_finops_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    database_url = admin_url.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(database_url, pool_size=4)
+    try:
+        await run_migrations(engine)
+        await apply_sql_file(engine, default_catalog_seed_path())
+        end = datetime.now(UTC).replace(second=0, microsecond=0)
+        conn = await asyncpg.connect(database_url)
+        began = time.monotonic()
+        print(f"generating {INSTANCES} instances x {DAYS} days of minutes ...", flush=True)
+        org = await generate(conn, end)
+        rows = await conn.fetchval("SELECT count(*) FROM finops.cost_actual_minute")
+        print(f"  {rows:,} minute rows in {time.monotonic() - began:.0f} s", flush=True)
+        await conn.close()
+
+        sessions = make_session_factory(engine)
+        timings: dict[str, list[float]] = {}
+
+        async def timed(label: str, call) -> None:  # type: ignore[no-untyped-def]
+            samples = timings.setdefault(label, [])
+            for _ in range(RUNS):
+                async with sessions() as session:
+                    started = time.perf_counter()
+                    await call(session)
+                    samples.append((time.perf_counter() - started) * 1000)
+
+        await timed(
+            "summary, 30 days",
+            lambda s: service.summary(s, org, end - timedelta(days=30), end),
+        )
+        for window_name, window in WINDOWS.items():
+            await timed(
+                f"window {window_name}",
+                lambda s, n=window_name, w=window: service.cost_window(
+                    s, org, n, w.length, w.grain
+                ),
+            )
+
+        job: list[float] = []
+        for minute in range(1, 11):
+            async with sessions() as session:
+                started = time.perf_counter()
+                done = await bill_minutes(session, end + timedelta(minutes=minute, seconds=1))
+                await session.commit()
+                job.append((time.perf_counter() - started) * 1000)
+            assert done.minutes == INSTANCES, done
+
+        def verdict(ok: bool) -> str:
+            return "meets" if ok else "MISSES"
+
+        print(f"\n{INSTANCES} instances, {DAYS} days of minutes, one workspace; {RUNS} runs each")
+        print(f"{'query':32} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}")
+        for label, samples in timings.items():
+            p95 = percentile(samples, 0.95)
+            print(
+                f"{label:32} {statistics.median(samples):8.1f} {p95:8.1f} "
+                f"{TARGETS['query_p95_ms']:8.0f}  {verdict(p95 <= TARGETS['query_p95_ms'])}"
+            )
+        worst = max(job)
+        print(
+            f"{f'minute job, {INSTANCES} running':32} {statistics.median(job):8.1f} "
+            f"{worst:8.1f} {TARGETS['minute_job_ms']:8.0f}  "
+            f"{verdict(worst <= TARGETS['minute_job_ms'])}  (p50 / worst of 10)"
+        )
+    finally:
+        await engine.dispose()
+        if os.environ.get("BENCH_KEEP") != "1":
+            await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        else:
+            print(f"kept database {name}")
+        await admin.close()
+
+
+def main() -> None:
+    asyncio.run(run())
+
+
+if __name__ == "__main__":
+    main()
