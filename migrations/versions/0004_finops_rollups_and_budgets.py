@@ -26,6 +26,20 @@ ACTION_TYPES = {
 
 def upgrade() -> None:
     op.create_table(
+        "billing_progress",
+        sa.Column("id", sa.SmallInteger(), server_default=sa.text("1"), nullable=False),
+        sa.Column("billed_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column(
+            "updated_at",
+            sa.DateTime(timezone=True),
+            server_default=sa.text("now()"),
+            nullable=False,
+        ),
+        sa.CheckConstraint("id = 1", name=op.f("ck_billing_progress_single_row")),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_billing_progress")),
+        schema="finops",
+    )
+    op.create_table(
         "billing_state",
         sa.Column("instance_id", sa.UUID(), nullable=False),
         sa.Column("billed_until", sa.DateTime(timezone=True), nullable=False),
@@ -64,18 +78,12 @@ def upgrade() -> None:
         schema="finops",
     )
     op.create_index(
-        "ix_finops_cost_actual_day_bucket",
-        "cost_actual_day",
-        ["bucket_day"],
-        unique=False,
-        schema="finops",
-    )
-    op.create_index(
         "ix_finops_cost_actual_day_org_bucket",
         "cost_actual_day",
         ["organization_id", "bucket_day"],
         unique=False,
         schema="finops",
+        postgresql_include=["instance_id", "cost_eur"],
     )
     op.create_table(
         "cost_actual_hour",
@@ -92,18 +100,12 @@ def upgrade() -> None:
         schema="finops",
     )
     op.create_index(
-        "ix_finops_cost_actual_hour_bucket",
-        "cost_actual_hour",
-        ["bucket_hour"],
-        unique=False,
-        schema="finops",
-    )
-    op.create_index(
         "ix_finops_cost_actual_hour_org_bucket",
         "cost_actual_hour",
         ["organization_id", "bucket_hour"],
         unique=False,
         schema="finops",
+        postgresql_include=["instance_id", "cost_eur"],
     )
     op.create_table(
         "usage_hour",
@@ -199,32 +201,22 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("organization_id", name=op.f("pk_budgets")),
         schema="finops",
     )
+    op.drop_index(
+        op.f("ix_finops_cost_actual_minute_bucket"),
+        table_name="cost_actual_minute",
+        schema="finops",
+    )
     op.create_index(
         "ix_finops_cost_actual_minute_org_bucket",
         "cost_actual_minute",
         ["organization_id", "bucket_minute"],
         unique=False,
         schema="finops",
+        postgresql_include=["instance_id", "cost_eur"],
     )
-    op.create_index(
-        "ix_finops_cost_cumulative_minute_org_bucket",
-        "cost_cumulative_minute",
-        ["organization_id", "bucket_minute"],
-        unique=False,
-        schema="finops",
-    )
-    op.create_table(
-        "billing_progress",
-        sa.Column("id", sa.SmallInteger(), server_default=sa.text("1"), nullable=False),
-        sa.Column("billed_until", sa.DateTime(timezone=True), nullable=False),
-        sa.Column(
-            "updated_at",
-            sa.DateTime(timezone=True),
-            server_default=sa.text("now()"),
-            nullable=False,
-        ),
-        sa.CheckConstraint("id = 1", name=op.f("ck_billing_progress_single_row")),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_billing_progress")),
+    op.drop_index(
+        op.f("ix_finops_cost_cumulative_minute_bucket"),
+        table_name="cost_cumulative_minute",
         schema="finops",
     )
     op.create_index(
@@ -258,20 +250,31 @@ def downgrade() -> None:
             codes=list(ACTION_TYPES)
         )
     )
-    op.drop_table("billing_progress", schema="finops")
     op.drop_index(
         "ix_finops_inference_usage_unpriced",
         table_name="inference_usage",
         schema="finops",
         postgresql_where=sa.text("input_cost_eur IS NULL"),
     )
-    op.drop_index(
-        "ix_finops_cost_cumulative_minute_org_bucket",
-        table_name="cost_cumulative_minute",
+    op.create_index(
+        op.f("ix_finops_cost_cumulative_minute_bucket"),
+        "cost_cumulative_minute",
+        ["bucket_minute"],
+        unique=False,
         schema="finops",
     )
     op.drop_index(
-        "ix_finops_cost_actual_minute_org_bucket", table_name="cost_actual_minute", schema="finops"
+        "ix_finops_cost_actual_minute_org_bucket",
+        table_name="cost_actual_minute",
+        schema="finops",
+        postgresql_include=["instance_id", "cost_eur"],
+    )
+    op.create_index(
+        op.f("ix_finops_cost_actual_minute_bucket"),
+        "cost_actual_minute",
+        ["bucket_minute"],
+        unique=False,
+        schema="finops",
     )
     op.drop_table("budgets", schema="finops")
     op.drop_table("budget_alerts", schema="finops")
@@ -285,16 +288,18 @@ def downgrade() -> None:
     op.drop_index("ix_finops_usage_hour_instance_bucket", table_name="usage_hour", schema="finops")
     op.drop_table("usage_hour", schema="finops")
     op.drop_index(
-        "ix_finops_cost_actual_hour_org_bucket", table_name="cost_actual_hour", schema="finops"
-    )
-    op.drop_index(
-        "ix_finops_cost_actual_hour_bucket", table_name="cost_actual_hour", schema="finops"
+        "ix_finops_cost_actual_hour_org_bucket",
+        table_name="cost_actual_hour",
+        schema="finops",
+        postgresql_include=["instance_id", "cost_eur"],
     )
     op.drop_table("cost_actual_hour", schema="finops")
     op.drop_index(
-        "ix_finops_cost_actual_day_org_bucket", table_name="cost_actual_day", schema="finops"
+        "ix_finops_cost_actual_day_org_bucket",
+        table_name="cost_actual_day",
+        schema="finops",
+        postgresql_include=["instance_id", "cost_eur"],
     )
-    op.drop_index("ix_finops_cost_actual_day_bucket", table_name="cost_actual_day", schema="finops")
     op.drop_table("cost_actual_day", schema="finops")
     op.drop_index(
         "ix_finops_billing_state_open",
@@ -303,3 +308,4 @@ def downgrade() -> None:
         postgresql_where=sa.text("NOT closed"),
     )
     op.drop_table("billing_state", schema="finops")
+    op.drop_table("billing_progress", schema="finops")

@@ -218,6 +218,12 @@ async def test_tokens_are_priced_and_each_gpu_hour_costs_per_1k_tokens(
     assert await books.scalar("SELECT sum(requests) FROM finops.usage_hour") == 3
 
 
+def deploy_unknown(client: httpx.Client) -> httpx.Response:
+    """A deployment of ids that exist nowhere: refused by the budget, or else a 404."""
+    ids = {k: str(uuid.uuid4()) for k in ("instance_type_id", "zone_id", "model_id")}
+    return client.post("/deployments", json=ids)
+
+
 @contextlib.asynccontextmanager
 async def heard(bus: EventBus, *channels: str) -> AsyncIterator[list[Envelope]]:
     got: list[Envelope] = []
@@ -272,14 +278,7 @@ async def test_budget_thresholds_fire_once_the_cap_refuses_and_stop_at_cap_stops
     assert state["cap_reached"] and Decimal(state["month_to_date_eur"]) == Decimal("1.1")
     assert [a["threshold_percent"] for a in state["alerts_this_month"]] == [50, 80, 100]
 
-    refused = owner.post(
-        "/deployments",
-        json={
-            "instance_type_id": str(uuid.uuid4()),
-            "zone_id": str(uuid.uuid4()),
-            "model_id": str(uuid.uuid4()),
-        },
-    )
+    refused = deploy_unknown(owner)
     assert refused.status_code == 402, refused.text
     assert refused.json()["error"]["code"] == "budget_cap_reached"
     # Left alone: the owner did not ask for stop-at-cap.
@@ -306,12 +305,5 @@ async def test_budget_thresholds_fire_once_the_cap_refuses_and_stop_at_cap_stops
     ]
     # Lifting the cap lets deployments through the budget check again.
     assert owner.delete("/finops/budget").status_code == 204
-    again = owner.post(
-        "/deployments",
-        json={
-            "instance_type_id": str(uuid.uuid4()),
-            "zone_id": str(uuid.uuid4()),
-            "model_id": str(uuid.uuid4()),
-        },
-    )
+    again = deploy_unknown(owner)
     assert again.status_code == 404  # past the budget check, stopped by the unknown type

@@ -33,6 +33,7 @@ from inventiv_common.db.models import (
     Region,
     UsageHour,
     User,
+    Zone,
 )
 from inventiv_common.finops import floor_minute, month_start, next_month, utcnow
 
@@ -58,19 +59,29 @@ def _pieces(
     org_id: uuid.UUID,
     start: datetime,
     end: datetime,
+    *,
+    instances: bool = False,
+    grain: str | None = None,
     coarsest: str = "day",
     instance_id: uuid.UUID | None = None,
 ) -> Subquery:
-    """The workspace's cost rows covering [start, end) exactly, one shape whichever
-    table each comes from: bucket, the dimensions, cost."""
+    """The workspace's cost over [start, end), summed inside each table it is read from
+    per instance (column `instance`) and/or per `grain` bucket (column `at`): a few
+    rows per piece, whatever the range. An index on (organization, bucket) carrying
+    the instance and the cost makes each piece an index-only scan."""
     selects = []
-    for grain, lo, hi in segments(start, end, coarsest) or [("minute", start, start)]:
-        table, bucket = TABLES[grain]
-        query = select(
-            bucket.label("bucket"),
-            *(getattr(table, d).label(d) for d in DIMENSIONS),
-            table.cost_eur.label("cost"),
-        ).where(table.organization_id == org_id, bucket >= lo, bucket < hi)
+    for table_grain, lo, hi in segments(start, end, coarsest) or [("minute", start, start)]:
+        table, bucket = TABLES[table_grain]
+        keys: list[Any] = []
+        if instances:
+            keys.append(table.instance_id.label("instance"))
+        if grain is not None:
+            keys.append(func.date_trunc(grain, bucket, "UTC").label("at"))
+        query = select(*keys, func.sum(table.cost_eur).label("cost")).where(
+            table.organization_id == org_id, bucket >= lo, bucket < hi
+        )
+        if keys:
+            query = query.group_by(*keys)
         if instance_id is not None:
             query = query.where(table.instance_id == instance_id)
         selects.append(query)
@@ -92,28 +103,33 @@ async def series(
     grain: str,
     instance_id: uuid.UUID | None = None,
 ) -> list[out.Point]:
-    rows = _pieces(org_id, start, end, grain, instance_id)
-    at = func.date_trunc(grain, rows.c.bucket, "UTC")
-    found = await session.execute(select(at, func.sum(rows.c.cost)).group_by(at).order_by(at))
+    rows = _pieces(org_id, start, end, grain=grain, coarsest=grain, instance_id=instance_id)
+    found = await session.execute(
+        select(rows.c.at, func.sum(rows.c.cost)).group_by(rows.c.at).order_by(rows.c.at)
+    )
     return [out.Point(at=moment, cost_eur=cost) for moment, cost in found.tuples()]
 
 
 async def allocation(
-    session: AsyncSession,
-    org_id: uuid.UUID,
-    start: datetime,
-    end: datetime,
-    coarsest: str = "day",
+    session: AsyncSession, org_id: uuid.UUID, start: datetime, end: datetime
 ) -> tuple[Decimal, dict[str, list[out.Share]]]:
-    """The total and its split along every dimension, in one pass (GROUPING SETS)."""
-    rows = _pieces(org_id, start, end, coarsest)
-    columns = [rows.c[d] for d in DIMENSIONS]
+    """The total and its split along every dimension: summed per instance first (each
+    instance belongs to one provider, region, type and organization), then in one pass
+    over those few rows (GROUPING SETS)."""
+    per_instance = _pieces(org_id, start, end, instances=True)
+    columns = [
+        Instance.provider_id,
+        Zone.region_id,
+        Instance.instance_type_id,
+        per_instance.c.instance,
+        Instance.organization_id,
+    ]
     found = await session.execute(
-        select(
-            *columns,
-            *(func.grouping(c) for c in columns),
-            func.sum(rows.c.cost),
-        ).group_by(func.grouping_sets(*columns))
+        select(*columns, *(func.grouping(c) for c in columns), func.sum(per_instance.c.cost))
+        .select_from(per_instance)
+        .join(Instance, Instance.id == per_instance.c.instance)
+        .outerjoin(Zone, Zone.id == Instance.zone_id)
+        .group_by(func.grouping_sets(*columns))
     )
     costs: dict[str, dict[uuid.UUID | None, Decimal]] = {d: {} for d in DIMENSIONS}
     width = len(DIMENSIONS)
@@ -194,7 +210,7 @@ async def cost_window(
 ) -> out.CostWindow:
     end = await as_of(session)
     start = end - length
-    grand, shares = await allocation(session, org_id, start, end, grain)
+    grand, shares = await allocation(session, org_id, start, end)
     return out.CostWindow(
         window=name,
         grain=grain,
@@ -430,10 +446,19 @@ async def token_cost(
     instance_id: uuid.UUID | None,
 ) -> list[out.TokenCostPoint]:
     """Each instance's GPU cost per 1k tokens served, per hour or day."""
-    rows = _pieces(org_id, start, end, granularity, instance_id)
-    at = func.date_trunc(granularity, rows.c.bucket, "UTC")
+    rows = _pieces(
+        org_id,
+        start,
+        end,
+        instances=True,
+        grain=granularity,
+        coarsest=granularity,
+        instance_id=instance_id,
+    )
     gpu = await session.execute(
-        select(rows.c.instance_id, at, func.sum(rows.c.cost)).group_by(rows.c.instance_id, at)
+        select(rows.c.instance, rows.c.at, func.sum(rows.c.cost)).group_by(
+            rows.c.instance, rows.c.at
+        )
     )
     usage_at = func.date_trunc(granularity, UsageHour.bucket_hour, "UTC")
     conditions: list[ColumnElement[bool]] = [
