@@ -1,5 +1,6 @@
-"""FinOps: hour and day rollups, the minute job's billing bookmarks, hourly token
-usage, organization budgets and their alerts, and the budget action types.
+"""FinOps: hour and day rollups per instance, minute, hour and day totals per
+organization, the minute job's billing bookmarks, hourly token usage, organization
+budgets and their alerts, and the budget action types.
 
 Revision ID: 0004
 Revises: 0003
@@ -106,6 +107,18 @@ def upgrade() -> None:
         unique=False,
         schema="finops",
         postgresql_include=["instance_id", "cost_eur"],
+    )
+    op.create_table(
+        "cost_org_bucket",
+        sa.Column("organization_id", sa.UUID(), nullable=False),
+        sa.Column("grain", sa.String(length=8), nullable=False),
+        sa.Column("bucket", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("cost_eur", sa.Numeric(precision=20, scale=10), nullable=False),
+        sa.Column("minutes", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint(
+            "organization_id", "grain", "bucket", name=op.f("pk_cost_org_bucket")
+        ),
+        schema="finops",
     )
     op.create_table(
         "usage_hour",
@@ -287,6 +300,7 @@ def downgrade() -> None:
     op.drop_index("ix_finops_usage_hour_org_bucket", table_name="usage_hour", schema="finops")
     op.drop_index("ix_finops_usage_hour_instance_bucket", table_name="usage_hour", schema="finops")
     op.drop_table("usage_hour", schema="finops")
+    op.drop_table("cost_org_bucket", schema="finops")
     op.drop_index(
         "ix_finops_cost_actual_hour_org_bucket",
         table_name="cost_actual_hour",

@@ -54,6 +54,10 @@ async def test_three_instances_over_90_minutes_cost_exactly_their_price(books: B
     assert total == Decimal("1.80") + Decimal("1.4105") + Decimal("0.8166666667")
     for table in ("cost_actual_minute", "cost_actual_hour", "cost_actual_day"):
         assert await books.scalar(f"SELECT sum(cost_eur) FROM finops.{table}") == total
+    by_grain = await books.sql(
+        "SELECT grain, sum(cost_eur), sum(minutes) FROM finops.cost_org_bucket GROUP BY grain"
+    )
+    assert sorted(by_grain) == [(g, total, 90 + 31 + 70) for g in ("day", "hour", "minute")]
     # B ended: closed, never looked at again; A and C stay open.
     closed = await books.sql("SELECT instance_id FROM finops.billing_state WHERE closed")
     assert [r[0] for r in closed] == [fleet["B"][0]]

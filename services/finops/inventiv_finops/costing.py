@@ -8,7 +8,8 @@ instance, in one statement and one transaction:
 - a minute row in `cost_actual_minute`, `cost_cumulative_minute` and
   `cost_forecast_minute` (keyed by instance and minute: a minute is never stored twice);
 - the same amounts added to the instance's hour and day in `cost_actual_hour` and
-  `cost_actual_day`, only for minutes this pass inserted;
+  `cost_actual_day`, and to its organization's minute, hour and day in
+  `cost_org_bucket`, only for minutes this pass inserted;
 - the instance's bookmark in `billing_state` moved on, so a pass after any downtime
   knows exactly which minutes are missing, and an ended instance is closed.
 
@@ -122,6 +123,18 @@ days AS (
             minutes = finops.cost_actual_day.minutes + excluded.minutes
     RETURNING 1
 ),
+org_buckets AS (
+    INSERT INTO finops.cost_org_bucket (organization_id, grain, bucket, cost_eur, minutes)
+    SELECT organization_id, g.grain, date_trunc(g.grain, bucket_minute, 'UTC'),
+           sum(cost_eur), count(*)
+    FROM actual CROSS JOIN (VALUES ('minute'), ('hour'), ('day')) AS g(grain)
+    WHERE organization_id IS NOT NULL
+    GROUP BY organization_id, g.grain, date_trunc(g.grain, bucket_minute, 'UTC')
+    ON CONFLICT (organization_id, grain, bucket) DO UPDATE
+        SET cost_eur = finops.cost_org_bucket.cost_eur + excluded.cost_eur,
+            minutes = finops.cost_org_bucket.minutes + excluded.minutes
+    RETURNING 1
+),
 bookmarks AS (
     INSERT INTO finops.billing_state
         (instance_id, billed_until, minutes_billed, cumulative_cost_eur, closed)
@@ -141,7 +154,8 @@ SELECT (SELECT count(*) FROM actual) AS minutes,
        (SELECT count(*) FROM due WHERE n > 0) AS instances,
        (SELECT count(*) FROM bookmarks WHERE closed) AS closed,
        (SELECT count(*) FROM cumulative) + (SELECT count(*) FROM forecast)
-           + (SELECT count(*) FROM hours) + (SELECT count(*) FROM days) AS other_rows
+           + (SELECT count(*) FROM hours) + (SELECT count(*) FROM days)
+           + (SELECT count(*) FROM org_buckets) AS other_rows
 """  # noqa: S608 (constants only)
 )
 

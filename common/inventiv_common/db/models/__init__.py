@@ -20,6 +20,7 @@ from inventiv_common.db.models.finops import (
     CostActualMinute,
     CostCumulativeMinute,
     CostForecastMinute,
+    CostOrgBucket,
     InferenceUsage,
     UsageHour,
 )
@@ -56,6 +57,7 @@ __all__ = [
     "CostActualMinute",
     "CostCumulativeMinute",
     "CostForecastMinute",
+    "CostOrgBucket",
     "GpuSample",
     "InferenceUsage",
     "Instance",

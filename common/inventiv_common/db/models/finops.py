@@ -172,6 +172,21 @@ class CostActualDay(_Dimensions, Base):
     minutes: Mapped[int] = mapped_column(Integer)
 
 
+class CostOrgBucket(Base):
+    """An organization's cost per minute, hour and day (all its instances together):
+    the series of its dashboards read a few rows, however many instances it runs."""
+
+    __tablename__ = "cost_org_bucket"
+    __table_args__ = ({"schema": SCHEMA},)
+
+    organization_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    grain: Mapped[str] = mapped_column(String(8), primary_key=True)  # minute | hour | day
+    bucket: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    cost_eur: Mapped[Decimal] = mapped_column(AMOUNT)
+    # Instance-minutes billed in the bucket.
+    minutes: Mapped[int] = mapped_column(Integer)
+
+
 class BillingState(Base):
     """How far each instance is billed: the minute job's own bookmark, so a pass after
     downtime knows exactly which minutes are missing."""

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Subquery, func, select, union_all
+from sqlalchemy import ColumnElement, Subquery, func, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.finops import schemas as out
@@ -25,7 +25,9 @@ from inventiv_common.db.models import (
     CostActualDay,
     CostActualHour,
     CostActualMinute,
+    CostCumulativeMinute,
     CostForecastMinute,
+    CostOrgBucket,
     Instance,
     InstanceType,
     Organization,
@@ -43,6 +45,14 @@ TABLES: dict[str, Any] = {
     "day": (CostActualDay, CostActualDay.bucket_day),
 }
 DIMENSIONS = ("provider_id", "region_id", "instance_type_id", "instance_id", "organization_id")
+# The same, as the columns of `allocation`'s per-instance rows.
+DIMENSIONS_OF_INSTANCE = (
+    "provider_id",
+    "region_id",
+    "instance_type_id",
+    "instance",
+    "organization_id",
+)
 ZERO = Decimal(0)
 PER_1K = Decimal(1000)
 QUANTUM = Decimal("1e-10")
@@ -65,26 +75,30 @@ def _pieces(
     coarsest: str = "day",
     instance_id: uuid.UUID | None = None,
 ) -> Subquery:
-    """The workspace's cost over [start, end), summed inside each table it is read from
-    per instance (column `instance`) and/or per `grain` bucket (column `at`): a few
-    rows per piece, whatever the range. An index on (organization, bucket) carrying
-    the instance and the cost makes each piece an index-only scan."""
+    """The workspace's cost over [start, end), summed inside each rollup it is read
+    from, per `grain` bucket (column `at`) and, if asked, per instance (column
+    `instance`). Workspace totals come from the organization's own minute/hour/day
+    rows (a few per bucket); per-instance sums from the instance rollups."""
     selects = []
     for table_grain, lo, hi in segments(start, end, coarsest) or [("minute", start, start)]:
-        table, bucket = TABLES[table_grain]
-        keys: list[Any] = []
-        if instances:
-            keys.append(table.instance_id.label("instance"))
+        if instances or instance_id is not None:
+            table, bucket = TABLES[table_grain]
+            conditions = [table.organization_id == org_id, bucket >= lo, bucket < hi]
+            if instance_id is not None:
+                conditions.append(table.instance_id == instance_id)
+        else:
+            table, bucket = CostOrgBucket, CostOrgBucket.bucket
+            conditions = [
+                table.organization_id == org_id,
+                table.grain == table_grain,
+                bucket >= lo,
+                bucket < hi,
+            ]
+        keys: list[Any] = [table.instance_id.label("instance")] if instances else []
         if grain is not None:
             keys.append(func.date_trunc(grain, bucket, "UTC").label("at"))
-        query = select(*keys, func.sum(table.cost_eur).label("cost")).where(
-            table.organization_id == org_id, bucket >= lo, bucket < hi
-        )
-        if keys:
-            query = query.group_by(*keys)
-        if instance_id is not None:
-            query = query.where(table.instance_id == instance_id)
-        selects.append(query)
+        query = select(*keys, func.sum(table.cost_eur).label("cost")).where(*conditions)
+        selects.append(query.group_by(*keys) if keys else query)
     return union_all(*selects).subquery()
 
 
@@ -110,25 +124,51 @@ async def series(
     return [out.Point(at=moment, cost_eur=cost) for moment, cost in found.tuples()]
 
 
+def _spent_before(moment: datetime) -> Any:
+    """An instance's cumulative cost of the minutes before `moment`: its latest
+    cumulative row before it (one index seek), 0 if it had none yet."""
+    cumulative = CostCumulativeMinute
+    return func.coalesce(
+        select(cumulative.cumulative_cost_eur)
+        .where(cumulative.instance_id == Instance.id, cumulative.bucket_minute < moment)
+        .order_by(cumulative.bucket_minute.desc())
+        .limit(1)
+        .correlate(Instance)
+        .scalar_subquery(),
+        0,
+    )
+
+
 async def allocation(
     session: AsyncSession, org_id: uuid.UUID, start: datetime, end: datetime
 ) -> tuple[Decimal, dict[str, list[out.Share]]]:
-    """The total and its split along every dimension: summed per instance first (each
-    instance belongs to one provider, region, type and organization), then in one pass
-    over those few rows (GROUPING SETS)."""
-    per_instance = _pieces(org_id, start, end, instances=True)
-    columns = [
-        Instance.provider_id,
-        Zone.region_id,
-        Instance.instance_type_id,
-        per_instance.c.instance,
-        Instance.organization_id,
-    ]
+    """The total and its split along every dimension. Each instance's cost over the
+    range is its cumulative cost at the end minus at the start (the cumulative rows
+    are the running sum of its minutes, to the last decimal): two index seeks per
+    instance, however long or ragged the range. Then one pass (GROUPING SETS) over
+    those rows; an instance belongs to one provider, region, type and organization."""
+    ended = func.coalesce(Instance.terminated_at, Instance.failed_at)
+    per_instance = (
+        select(
+            Instance.id.label("instance_id"),
+            Instance.provider_id,
+            Zone.region_id,
+            Instance.instance_type_id,
+            Instance.organization_id,
+            (_spent_before(end) - _spent_before(start)).label("cost"),
+        )
+        .outerjoin(Zone, Zone.id == Instance.zone_id)
+        .where(
+            Instance.organization_id == org_id,
+            Instance.provider_created_at < end,
+            or_(ended.is_(None), ended > start - MINUTE),
+        )
+        .subquery()
+    )
+    columns = [per_instance.c[d] for d in DIMENSIONS]
     found = await session.execute(
         select(*columns, *(func.grouping(c) for c in columns), func.sum(per_instance.c.cost))
-        .select_from(per_instance)
-        .join(Instance, Instance.id == per_instance.c.instance)
-        .outerjoin(Zone, Zone.id == Instance.zone_id)
+        .where(per_instance.c.cost != 0)
         .group_by(func.grouping_sets(*columns))
     )
     costs: dict[str, dict[uuid.UUID | None, Decimal]] = {d: {} for d in DIMENSIONS}
