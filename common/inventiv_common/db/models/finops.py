@@ -71,9 +71,7 @@ class CostActualMinute(_MinuteCost, Base):
 
 class CostCumulativeMinute(_MinuteCost, Base):
     __tablename__ = "cost_cumulative_minute"
-    __table_args__ = (
-        {"schema": SCHEMA},
-    )
+    __table_args__ = ({"schema": SCHEMA},)
 
     cumulative_cost_eur: Mapped[Decimal] = mapped_column(AMOUNT)
 

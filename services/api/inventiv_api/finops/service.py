@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Subquery, func, or_, select, union_all
+from sqlalchemy import ColumnElement, Subquery, func, or_, select, tuple_, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.finops import schemas as out
@@ -45,14 +45,6 @@ TABLES: dict[str, Any] = {
     "day": (CostActualDay, CostActualDay.bucket_day),
 }
 DIMENSIONS = ("provider_id", "region_id", "instance_type_id", "instance_id", "organization_id")
-# The same, as the columns of `allocation`'s per-instance rows.
-DIMENSIONS_OF_INSTANCE = (
-    "provider_id",
-    "region_id",
-    "instance_type_id",
-    "instance",
-    "organization_id",
-)
 ZERO = Decimal(0)
 PER_1K = Decimal(1000)
 QUANTUM = Decimal("1e-10")
@@ -155,9 +147,22 @@ async def allocation(
             Zone.region_id,
             Instance.instance_type_id,
             Instance.organization_id,
+            Instance.status,
+            Provider.code.label("provider_code"),
+            Provider.name.label("provider_name"),
+            Region.code.label("region_code"),
+            Region.name.label("region_name"),
+            InstanceType.code.label("type_code"),
+            InstanceType.name.label("type_name"),
+            Organization.slug.label("organization_code"),
+            Organization.name.label("organization_name"),
             (_spent_before(end) - _spent_before(start)).label("cost"),
         )
+        .join(Provider, Provider.id == Instance.provider_id)
+        .join(Organization, Organization.id == Instance.organization_id)
         .outerjoin(Zone, Zone.id == Instance.zone_id)
+        .outerjoin(Region, Region.id == Zone.region_id)
+        .outerjoin(InstanceType, InstanceType.id == Instance.instance_type_id)
         .where(
             Instance.organization_id == org_id,
             Instance.provider_created_at < end,
@@ -165,66 +170,41 @@ async def allocation(
         )
         .subquery()
     )
-    columns = [per_instance.c[d] for d in DIMENSIONS]
+    c = per_instance.c
+    # Each dimension with its code and name (an instance: its type's code, its status).
+    sets = {
+        "provider_id": (c.provider_id, c.provider_code, c.provider_name),
+        "region_id": (c.region_id, c.region_code, c.region_name),
+        "instance_type_id": (c.instance_type_id, c.type_code, c.type_name),
+        "instance_id": (c.instance_id, c.type_code, c.status),
+        "organization_id": (c.organization_id, c.organization_code, c.organization_name),
+    }
+    labelled = [column for triple in sets.values() for column in triple]
     found = await session.execute(
-        select(*columns, *(func.grouping(c) for c in columns), func.sum(per_instance.c.cost))
-        .where(per_instance.c.cost != 0)
-        .group_by(func.grouping_sets(*columns))
+        select(
+            *labelled,
+            *(func.grouping(triple[0]) for triple in sets.values()),
+            func.sum(c.cost),
+        )
+        .where(c.cost != 0)
+        .group_by(func.grouping_sets(*(tuple_(*triple) for triple in sets.values())))
     )
-    costs: dict[str, dict[uuid.UUID | None, Decimal]] = {d: {} for d in DIMENSIONS}
-    width = len(DIMENSIONS)
+    shares: dict[str, list[out.Share]] = {d: [] for d in DIMENSIONS}
+    width = 3 * len(sets)
     for row in found.tuples():
-        keys, flags, cost = row[:width], row[width : 2 * width], Decimal(row[-1] or 0)
-        dimension = DIMENSIONS[list(flags).index(0)]  # the one this row is grouped by
-        costs[dimension][keys[DIMENSIONS.index(dimension)]] = cost
+        flags = row[width:-1]
+        index = list(flags).index(0)  # the dimension this row is grouped by
+        ident, code, name = row[3 * index : 3 * index + 3]
+        shares[DIMENSIONS[index]].append(
+            out.Share(id=ident, code=code, name=name, cost_eur=row[-1], share=None)
+        )
     # Every row is the workspace's: its one organization slice is the total.
-    grand = sum(costs["organization_id"].values(), ZERO)
-    labels = await _labels(session, costs)
-    shares = {
-        dimension: sorted(
-            (
-                out.Share(
-                    id=key,
-                    code=labels.get(key, (None, None))[0],
-                    name=labels.get(key, (None, None))[1],
-                    cost_eur=cost,
-                    share=float(cost / grand) if grand else None,
-                )
-                for key, cost in by_key.items()
-            ),
-            key=lambda s: s.cost_eur,
-            reverse=True,
-        )
-        for dimension, by_key in costs.items()
-    }
+    grand = sum((s.cost_eur for s in shares["organization_id"]), ZERO)
+    for slices in shares.values():
+        slices.sort(key=lambda s: s.cost_eur, reverse=True)
+        for piece in slices:
+            piece.share = float(piece.cost_eur / grand) if grand else None
     return grand, shares
-
-
-async def _labels(
-    session: AsyncSession, costs: dict[str, dict[uuid.UUID | None, Decimal]]
-) -> dict[uuid.UUID | None, tuple[str | None, str | None]]:
-    """Code and name of every id in the allocation (ids are unique across tables)."""
-    labels: dict[uuid.UUID | None, tuple[str | None, str | None]] = {}
-    wanted: dict[Any, tuple[Any, Any, str]] = {
-        Provider: (Provider.code, Provider.name, "provider_id"),
-        Region: (Region.code, Region.name, "region_id"),
-        InstanceType: (InstanceType.code, InstanceType.name, "instance_type_id"),
-        Organization: (Organization.slug, Organization.name, "organization_id"),
-    }
-    for model, (code, name, dimension) in wanted.items():
-        ids = [k for k in costs[dimension] if k is not None]
-        if ids:
-            found = await session.execute(select(model.id, code, name).where(model.id.in_(ids)))
-            labels.update({i: (c, n) for i, c, n in found.tuples()})
-    ids = [k for k in costs["instance_id"] if k is not None]
-    if ids:
-        found = await session.execute(
-            select(Instance.id, InstanceType.code, Instance.status)
-            .outerjoin(InstanceType, InstanceType.id == Instance.instance_type_id)
-            .where(Instance.id.in_(ids))
-        )
-        labels.update({i: (c, status) for i, c, status in found.tuples()})
-    return labels
 
 
 # -- reports ---------------------------------------------------------------------------
