@@ -8,7 +8,8 @@ back in it). Then:
 
 1. the dashboard queries of one workspace holding all 1,000 instances, each run
    repeatedly: the 30-day summary (allocation along every dimension) and every window
-   (minute, hour, day, 30d, 365d) -- p50 / p95 against 100 ms;
+   (minute, hour, day, 30d, 365d) -- p50 / p95 against 100 ms, and apart, the first
+   run of each, on pages not yet in memory after the load;
 2. the minute job billing the next minute of 1,000 running instances -- against 200 ms.
 
 BENCH_FINOPS_INSTANCES and BENCH_FINOPS_DAYS shrink the data set; BENCH_KEEP=1 keeps
@@ -182,14 +183,18 @@ async def run() -> None:
         sessions = make_session_factory(engine)
         settle_heap()  # as every service process does once started
         timings: dict[str, list[float]] = {}
+        cold: dict[str, float] = {}
 
         async def timed(label: str, call) -> None:  # type: ignore[no-untyped-def]
+            """RUNS timed calls, after a first one shown apart: right after the bulk
+            load, it reads pages no query has brought into memory yet."""
             samples = timings.setdefault(label, [])
-            for _ in range(RUNS):
+            for _ in range(RUNS + 1):
                 async with sessions() as session:
                     started = time.perf_counter()
                     await call(session)
                     samples.append((time.perf_counter() - started) * 1000)
+            cold[label] = samples.pop(0)
 
         await timed(
             "summary, 30 days",
@@ -229,12 +234,13 @@ async def run() -> None:
             return "meets" if ok else "MISSES"
 
         print(f"\n{INSTANCES} instances, {DAYS} days of minutes, one workspace; {RUNS} runs each")
-        print(f"{'query':32} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}")
+        print(f"{'query':32} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}          {'first':>8}")
         for label, samples in timings.items():
             p95 = percentile(samples, 0.95)
             print(
                 f"{label:32} {statistics.median(samples):8.1f} {p95:8.1f} "
-                f"{TARGETS['query_p95_ms']:8.0f}  {verdict(p95 <= TARGETS['query_p95_ms'])}"
+                f"{TARGETS['query_p95_ms']:8.0f}  {verdict(p95 <= TARGETS['query_p95_ms']):6}"
+                f"  {cold[label]:8.1f}"
             )
         worst = max(job)
         print(
