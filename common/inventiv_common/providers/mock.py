@@ -4,7 +4,9 @@ are local runtimes (see mock_runtime)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -24,6 +26,8 @@ from inventiv_common.providers.base import (
 from inventiv_common.providers.mock_runtime import Runtime
 
 BOOT_VOLUME_GB = 20
+# Database sessions the Mock provider may hold at once (the pool has DB_POOL_SIZE).
+DB_SLOTS = 4
 MOCK_SERVERS = cast(Table, MockServer.__table__)
 
 
@@ -41,6 +45,15 @@ class MockProvider:
         self.runtime = runtime
         # Test hook: the next N creates fail as a cloud API outage would.
         self.fail_creates = fail_creates
+        # A cloud API answers without touching our database; this stand-in keeps its
+        # servers there, so a burst of creates must not take every pooled connection
+        # (workers registering and heartbeating need theirs meanwhile).
+        self._db_slots = asyncio.Semaphore(DB_SLOTS)
+
+    @contextlib.asynccontextmanager
+    async def _session(self) -> AsyncIterator[AsyncSession]:
+        async with self._db_slots, self.session_factory() as session:
+            yield session
 
     def _server(self, row: MockServer | Row[Any]) -> ProviderServer:
         status = row.status
@@ -58,14 +71,14 @@ class MockProvider:
         )
 
     async def find_by_name(self, name: str) -> ProviderServer | None:
-        async with self.session_factory() as session:
+        async with self._session() as session:
             row = await session.scalar(
                 select(MockServer).where(MockServer.name == name, MockServer.deleted_at.is_(None))
             )
             return self._server(row) if row else None
 
     async def create(self, spec: ServerSpec) -> ProviderServer:
-        async with self.session_factory() as session:
+        async with self._session() as session:
             existing = await session.scalar(
                 select(MockServer).where(
                     MockServer.name == spec.name, MockServer.deleted_at.is_(None)
@@ -74,14 +87,22 @@ class MockProvider:
             if existing is not None and existing.status != "starting":
                 return self._server(existing)  # a retried create finds what it made
             if existing is None:
-                return await self._new_server(session, spec)
-            server_id = existing.id
-        # A create interrupted between starting the runtime and recording it: its
-        # processes (if any) are unknown, so they are replaced by a recorded start.
-        await asyncio.to_thread(self.runtime.stop_strays, server_id)
-        return await self._start_runtime(server_id, spec)
+                server, volume = await self._insert_server(session, spec)
+        if existing is not None:
+            # A create interrupted between starting the runtime and recording it: its
+            # processes (if any) are unknown, so they are replaced by a recorded start.
+            await asyncio.to_thread(self.runtime.stop_strays, existing.id)
+            return await self._start_runtime(existing.id, spec)
+        made = (
+            self._server(server)
+            if server.status == "running"
+            else await self._start_runtime(server.id, spec)
+        )
+        return replace(made, volumes=(_volume(volume),))
 
-    async def _new_server(self, session: AsyncSession, spec: ServerSpec) -> ProviderServer:
+    async def _insert_server(
+        self, session: AsyncSession, spec: ServerSpec
+    ) -> tuple[MockServer, MockVolume]:
         if self.fail_creates > 0:
             self.fail_creates -= 1
             raise ProviderError(
@@ -104,19 +125,17 @@ class MockProvider:
             size_gb=BOOT_VOLUME_GB,
             volume_type="b_ssd",
         )
-        instant = not self.runtime.leaves_processes
-        if instant:
+        if not self.runtime.leaves_processes:
             # Nothing to lose if this transaction dies: record it running in one go.
             for name, value in _running(self.runtime.start(server.id, spec)).items():
                 setattr(server, name, value)
         session.add_all([server, volume])
         await session.commit()
-        made = self._server(server) if instant else await self._start_runtime(server.id, spec)
-        return replace(made, volumes=(_volume(volume),))
+        return server, volume
 
     async def _start_runtime(self, server_id: str, spec: ServerSpec) -> ProviderServer:
         details = await asyncio.to_thread(self.runtime.start, server_id, spec)
-        async with self.session_factory() as session:
+        async with self._session() as session:
             row = (
                 await session.execute(
                     update(MOCK_SERVERS)
@@ -129,18 +148,18 @@ class MockProvider:
         return self._server(row)
 
     async def get(self, provider_id: str) -> ProviderServer | None:
-        async with self.session_factory() as session:
+        async with self._session() as session:
             row = await session.get(MockServer, provider_id)
             return self._server(row) if row else None
 
     async def terminate(self, provider_id: str) -> None:
-        async with self.session_factory() as session:
+        async with self._session() as session:
             row = await session.get(MockServer, provider_id)
             if row is None or row.deleted_at is not None:
                 return  # already gone: success
             details: dict[str, Any] = dict(row.details)
         await asyncio.to_thread(self.runtime.stop, details)
-        async with self.session_factory() as session:
+        async with self._session() as session:
             await session.execute(
                 update(MockServer)
                 .where(MockServer.id == provider_id)
@@ -154,7 +173,7 @@ class MockProvider:
 
     async def restart_runtime(self, provider_id: str, spec: ServerSpec) -> ProviderServer:
         """Start the runtime of an existing server again (operators' `worker-attach`)."""
-        async with self.session_factory() as session:
+        async with self._session() as session:
             row = await session.get(MockServer, provider_id)
             if row is None or row.deleted_at is not None:
                 raise ProviderError(f"no live mock server {provider_id}", retryable=False)
@@ -164,7 +183,7 @@ class MockProvider:
 
     async def stop_runtime(self, provider_id: str) -> None:
         """Stop the runtime but keep the server (operators' `worker-detach`)."""
-        async with self.session_factory() as session:
+        async with self._session() as session:
             row = await session.get(MockServer, provider_id)
             if row is None:
                 return
@@ -173,7 +192,7 @@ class MockProvider:
 
     async def list_servers(self) -> list[ProviderServer]:
         # Plain rows, not ORM objects: the health loop lists thousands of servers a pass.
-        async with self.session_factory() as session:
+        async with self._session() as session:
             rows = await session.execute(
                 select(*MOCK_SERVERS.c).where(MOCK_SERVERS.c.deleted_at.is_(None))
             )
@@ -183,11 +202,11 @@ class MockProvider:
         query = select(MockVolume).where(MockVolume.deleted_at.is_(None))
         if server_id is not None:
             query = query.where(MockVolume.server_id == server_id)
-        async with self.session_factory() as session:
+        async with self._session() as session:
             return [_volume(row) for row in await session.scalars(query)]
 
     async def delete_volume(self, provider_id: str) -> None:
-        async with self.session_factory() as session:
+        async with self._session() as session:
             await session.execute(
                 update(MockVolume)
                 .where(MockVolume.id == provider_id, MockVolume.deleted_at.is_(None))
@@ -197,7 +216,7 @@ class MockProvider:
 
     async def sync_catalog(self) -> list[CatalogType]:
         # The mock's catalog is what the seed put in the database.
-        async with self.session_factory() as session:
+        async with self._session() as session:
             rows = await session.scalars(
                 select(InstanceType)
                 .join(Provider, Provider.id == InstanceType.provider_id)
