@@ -1,4 +1,8 @@
-"""Fixed-window counters in Redis, shared by every api replica."""
+"""Fixed-window counters in Redis, shared by every api replica.
+
+A window starts with `SET key 0 EX window NX` and counts with INCR in the same
+transaction: commands every Redis since 2.6 has, so the embedded Redis of `make dev`
+(6.x) limits exactly as production does (EXPIRE ... NX needs 7.0)."""
 
 from __future__ import annotations
 
@@ -22,18 +26,18 @@ class RateLimiter:
         """Count one event; refused once more than `limit` happened in the window."""
         full_key = f"{self.namespace}:{key}"
         async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(full_key, 0, ex=window_s, nx=True)
             pipe.incr(full_key)
-            pipe.expire(full_key, window_s, nx=True)
             pipe.ttl(full_key)
-            count, _, ttl = await pipe.execute()
+            _, count, ttl = await pipe.execute()
         return Verdict(count <= limit, max(int(ttl), 1))
 
     async def add(self, key: str, amount: int, window_s: int) -> None:
         """Count `amount` events at once (tokens, say) in the current window."""
         full_key = f"{self.namespace}:{key}"
         async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(full_key, 0, ex=window_s, nx=True)
             pipe.incrby(full_key, amount)
-            pipe.expire(full_key, window_s, nx=True)
             await pipe.execute()
 
     async def peek(self, key: str, limit: int) -> Verdict:
