@@ -172,3 +172,40 @@ async def test_failures_say_whether_the_request_may_have_arrived(
         assert json.loads(await response.read())["error"]["code"] == "invalid_api_key"
     finally:
         await pool.close()
+
+
+async def test_an_engine_that_ignores_the_hang_up_is_cut_off() -> None:
+    """A server that keeps streaming after our side is closed, as a non-uvicorn engine
+    might: the gateway stops reading it after the drain time, whatever it sends."""
+
+    async def stream_forever(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(
+            b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+            b"transfer-encoding: chunked\r\n\r\n"
+        )
+        try:
+            while True:
+                writer.write(b"6\r\ndata:x\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+        except (ConnectionError, OSError):
+            pass
+
+    server = await asyncio.start_server(stream_forever, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pool = UpstreamPool()
+    try:
+        response = await pool.send("127.0.0.1", port, "POST", "/v1/chat/completions", AUTH, b"{}")
+        started = time.monotonic()
+        pieces = 0
+        with pytest.raises(UpstreamError, match="did not stop"):
+            async for _ in response.iter_body():
+                pieces += 1
+                if pieces == 1:
+                    response.hang_up(drain_s=0.3)
+        assert 0.25 <= time.monotonic() - started < 2
+        assert pieces > 2  # it went on writing, and was read until the deadline
+    finally:
+        await pool.close()
+        server.close()

@@ -24,6 +24,7 @@ import httptools
 READ_SIZE = 65536
 # How long an engine may keep writing after it was told the client left.
 HANG_UP_DRAIN_S = 2.0
+DRAIN_OVER = "the engine did not stop within the drain time after the hang-up"
 
 
 class UpstreamError(Exception):
@@ -89,6 +90,7 @@ class UpstreamResponse:
         self.headers = parser.headers
         self._finished = False
         self._reusable = True
+        self._drain_until: float | None = None
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -107,11 +109,18 @@ class UpstreamResponse:
                     yield parser.pieces.popleft()
                 if parser.complete:
                     break
+                timeout = self._read_timeout_s
+                if self._drain_until is not None:
+                    timeout = min(timeout, self._drain_until - time.monotonic())
+                    if timeout <= 0:
+                        raise UpstreamError(DRAIN_OVER)
                 try:
-                    data = await asyncio.wait_for(
-                        self._connection.reader.read(READ_SIZE), self._read_timeout_s
-                    )
-                except (OSError, TimeoutError) as exc:
+                    data = await asyncio.wait_for(self._connection.reader.read(READ_SIZE), timeout)
+                except TimeoutError:
+                    if self._drain_until is not None:
+                        raise UpstreamError(DRAIN_OVER) from None
+                    raise UpstreamError("the engine stopped answering") from None
+                except OSError as exc:
                     raise UpstreamError(f"the engine stopped answering: {exc!r}") from exc
                 if not data:
                     raise UpstreamError("the engine closed the connection mid-response")
@@ -130,8 +139,10 @@ class UpstreamResponse:
         """The client left: close our sending side, which an engine served by uvicorn
         (vLLM, the mock engine) takes as a disconnect and stops generating. What it had
         already written still arrives, so the tokens it counted can be counted here too;
-        an engine that keeps going is cut off after `drain_s`."""
-        self._read_timeout_s = min(self._read_timeout_s, drain_s)
+        an engine that keeps going is cut off `drain_s` later, whatever it sends."""
+        if self._finished:
+            return  # complete and maybe pooled again: nothing left to stop
+        self._drain_until = time.monotonic() + drain_s
         self._reusable = False
         writer = self._connection.writer
         try:
