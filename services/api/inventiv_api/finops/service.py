@@ -252,24 +252,19 @@ async def cumulative_series(
 ) -> list[out.Point]:
     """Spent since the beginning, at the end of each minute of [start, end)."""
     if instance_id is not None:
+        # The instance's own running sum, stored minute by minute.
+        cumulative = CostCumulativeMinute
         found = await session.execute(
-            select(CostActualMinute.bucket_minute, func.sum(CostActualMinute.cost_eur))
+            select(cumulative.bucket_minute, cumulative.cumulative_cost_eur)
             .where(
-                CostActualMinute.organization_id == org_id,
-                CostActualMinute.instance_id == instance_id,
-                CostActualMinute.bucket_minute < end,
+                cumulative.organization_id == org_id,
+                cumulative.instance_id == instance_id,
+                cumulative.bucket_minute >= start,
+                cumulative.bucket_minute < end,
             )
-            .group_by(CostActualMinute.bucket_minute)
-            .order_by(CostActualMinute.bucket_minute)
+            .order_by(cumulative.bucket_minute)
         )
-        minutes = list(found.tuples())
-        running = ZERO
-        points = []
-        for moment, cost in minutes:
-            running += cost
-            if moment >= start:
-                points.append(out.Point(at=moment, cost_eur=running))
-        return points
+        return [out.Point(at=moment, cost_eur=cost) for moment, cost in found.tuples()]
     before = await total(session, org_id, datetime(2000, 1, 1, tzinfo=start.tzinfo), start)
     points, running = [], before
     for point in await series(session, org_id, start, end, "minute"):
