@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common.db.models import Budget, CostActualDay
 
-MINUTE = timedelta(minutes=1)
 EVT_INFERENCE_USAGE_RECORDED = "EVT:INFERENCE_USAGE_RECORDED"
 EVT_COSTS_COMPUTED = "EVT:COSTS_COMPUTED"
 EVT_BUDGET_THRESHOLD_REACHED = "EVT:BUDGET_THRESHOLD_REACHED"

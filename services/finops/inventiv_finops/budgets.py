@@ -28,12 +28,11 @@ from inventiv_common.finops import (
     month_start,
     next_month,
 )
-from inventiv_common.lifecycle import InstanceStatus
+from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
 from inventiv_common.transitions import log_action, request_termination
 
-# An instance in one of these needs no stopping.
-_ENDED = [s.value for s in (InstanceStatus.terminating, InstanceStatus.terminated)]
-_ENDED.append(InstanceStatus.failed.value)
+# An instance in one of these needs no stopping: ended, or already ending.
+_ENDED = [s.value for s in ARCHIVABLE_STATES | {InstanceStatus.terminating}]
 
 
 @dataclass

@@ -31,7 +31,6 @@ from inventiv_common.finops import floor_minute
 # One finops replica bills at a time (the statement is idempotent, so this only
 # spares the others the work); a transaction-scoped lock, freed at commit.
 BILLING_LOCK = 0x1F1_0905
-HORIZON_HOURS = {"1h": 1, "1d": 24, "30d": 720, "365d": 8760}
 
 _DIMS = "organization_id, provider_id, region_id, zone_id, instance_type_id"
 

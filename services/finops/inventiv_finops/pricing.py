@@ -19,7 +19,7 @@ _KEY = "organization_id, instance_id, model_id, api_key_id, user_id"
 PRICE_BATCH = text(
     f"""
 WITH pending AS (
-    SELECT id, occurred_at FROM finops.inference_usage
+    SELECT id, occurred_at, model_id FROM finops.inference_usage
     WHERE input_cost_eur IS NULL
     ORDER BY occurred_at
     LIMIT :batch
@@ -30,8 +30,7 @@ prices AS (
            COALESCE(m.price_per_1k_input_tokens_eur, 0) AS input_price,
            COALESCE(m.price_per_1k_output_tokens_eur, 0) AS output_price
     FROM pending p
-    JOIN finops.inference_usage r ON r.id = p.id AND r.occurred_at = p.occurred_at
-    LEFT JOIN models m ON m.id = r.model_id  -- a deleted model prices at 0
+    LEFT JOIN models m ON m.id = p.model_id  -- a deleted model prices at 0
 ),
 priced AS (
     UPDATE finops.inference_usage u

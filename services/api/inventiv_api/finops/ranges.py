@@ -15,7 +15,6 @@ from datetime import UTC, datetime, timedelta
 from inventiv_api.errors import ApiError
 
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
-GRAIN = {"minute": MINUTE, "hour": HOUR, "day": DAY}
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ a malformed or reversed range, or an unknown window, is a 400."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -19,6 +19,7 @@ from inventiv_api.finops import schemas as out
 from inventiv_api.finops.ranges import (
     DAY,
     HOUR,
+    MINUTE,
     checked_range,
     parse_moment,
     window,
@@ -35,6 +36,35 @@ From = Annotated[str | None, Query(alias="from", description="ISO 8601, inclusiv
 To = Annotated[str | None, Query(description="ISO 8601, exclusive")]
 
 
+async def _month_so_far(
+    session: SessionDep, from_: str | None, to: str | None, step: timedelta
+) -> tuple[datetime, datetime]:
+    """[from, to) on `step` boundaries; by default from the month's start to the last
+    billed minute."""
+    end = parse_moment(to, "to") or await service.as_of(session)
+    return checked_range(
+        parse_moment(from_, "from") or month_start(end - MINUTE),
+        end,
+        default_end=end,
+        default_length=DAY,
+        longest=400 * DAY,
+        step=step,
+    )
+
+
+async def _minute_range(
+    session: SessionDep, from_: str | None, to: str | None
+) -> tuple[datetime, datetime]:
+    """[from, to) by the minute, a day at most; by default the last hour."""
+    return checked_range(
+        parse_moment(from_, "from"),
+        parse_moment(to, "to"),
+        default_end=await service.as_of(session),
+        default_length=HOUR,
+        longest=DAY,
+    )
+
+
 @router.get("/cost/current", response_model=out.CurrentCost)
 async def current_cost(principal: Reader, session: SessionDep) -> out.CurrentCost:
     return await service.current(session, current_org_id(principal))
@@ -46,14 +76,7 @@ async def cost_summary(
 ) -> out.CostSummary:
     """Total and allocation by provider, region, instance type, instance and
     organization over [from, to); by default the month so far."""
-    end = parse_moment(to, "to") or await service.as_of(session)
-    start, end = checked_range(
-        parse_moment(from_, "from") or month_start(end - timedelta(minutes=1)),
-        end,
-        default_end=end,
-        default_length=DAY,
-        longest=400 * DAY,
-    )
+    start, end = await _month_so_far(session, from_, to, MINUTE)
     return await service.summary(session, current_org_id(principal), start, end)
 
 
@@ -67,16 +90,6 @@ async def cost_window(
     chosen = window(window_name)
     return await service.cost_window(
         session, current_org_id(principal), window_name, chosen.length, chosen.grain
-    )
-
-
-async def _minute_range(session: SessionDep, from_: str | None, to: str | None) -> tuple:
-    return checked_range(
-        parse_moment(from_, "from"),
-        parse_moment(to, "to"),
-        default_end=await service.as_of(session),
-        default_length=HOUR,
-        longest=DAY,
     )
 
 
@@ -124,15 +137,7 @@ async def usage(
 ) -> out.Usage:
     """Tokens and their cost by model, API key, user and instance, with each
     instance's GPU cost per 1k tokens; whole hours, by default the month so far."""
-    end = parse_moment(to, "to") or await service.as_of(session)
-    start, end = checked_range(
-        parse_moment(from_, "from") or month_start(end - timedelta(minutes=1)),
-        end,
-        default_end=end,
-        default_length=DAY,
-        longest=400 * DAY,
-        step=HOUR,
-    )
+    start, end = await _month_so_far(session, from_, to, HOUR)
     return await service.usage(session, current_org_id(principal), start, end)
 
 

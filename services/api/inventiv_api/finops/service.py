@@ -131,6 +131,36 @@ def _spent_before(moment: datetime) -> Any:
     )
 
 
+def _cost_between(start: datetime, end: datetime) -> Any:
+    """An instance's cost over [start, end): its cumulative cost at the end minus at
+    the start (the cumulative rows are the running sum of its minutes, to the last
+    decimal), two index seeks however long or ragged the range."""
+    return (_spent_before(end) - _spent_before(start)).label("cost")
+
+
+def _billed_between(org_id: uuid.UUID, start: datetime, end: datetime) -> list[ColumnElement[bool]]:
+    """The workspace's instances that can have a billed minute in [start, end)."""
+    ended = func.coalesce(Instance.terminated_at, Instance.failed_at)
+    return [
+        Instance.organization_id == org_id,
+        Instance.provider_created_at < end,
+        or_(ended.is_(None), ended > start - MINUTE),
+    ]
+
+
+async def instance_costs(
+    session: AsyncSession, org_id: uuid.UUID, start: datetime, end: datetime
+) -> dict[uuid.UUID | None, Decimal]:
+    """What each instance of the workspace cost over [start, end) (those that cost)."""
+    rows = (
+        select(Instance.id, _cost_between(start, end))
+        .where(*_billed_between(org_id, start, end))
+        .subquery()
+    )
+    found = await session.execute(select(rows.c.id, rows.c.cost).where(rows.c.cost != 0))
+    return {ident: cost for ident, cost in found.tuples()}
+
+
 async def allocation(
     session: AsyncSession, org_id: uuid.UUID, start: datetime, end: datetime
 ) -> tuple[Decimal, dict[str, list[out.Share]]]:
@@ -139,7 +169,6 @@ async def allocation(
     are the running sum of its minutes, to the last decimal): two index seeks per
     instance, however long or ragged the range. Then one pass (GROUPING SETS) over
     those rows; an instance belongs to one provider, region, type and organization."""
-    ended = func.coalesce(Instance.terminated_at, Instance.failed_at)
     per_instance = (
         select(
             Instance.id.label("instance_id"),
@@ -156,18 +185,14 @@ async def allocation(
             InstanceType.name.label("type_name"),
             Organization.slug.label("organization_code"),
             Organization.name.label("organization_name"),
-            (_spent_before(end) - _spent_before(start)).label("cost"),
+            _cost_between(start, end),
         )
         .join(Provider, Provider.id == Instance.provider_id)
         .join(Organization, Organization.id == Instance.organization_id)
         .outerjoin(Zone, Zone.id == Instance.zone_id)
         .outerjoin(Region, Region.id == Zone.region_id)
         .outerjoin(InstanceType, InstanceType.id == Instance.instance_type_id)
-        .where(
-            Instance.organization_id == org_id,
-            Instance.provider_created_at < end,
-            or_(ended.is_(None), ended > start - MINUTE),
-        )
+        .where(*_billed_between(org_id, start, end))
         .subquery()
     )
     c = per_instance.c
@@ -378,9 +403,7 @@ async def usage(
             totals = [a + (b or 0) for a, b in zip(totals, numbers, strict=True)]
     grand = _usage_line(None, None, totals)
     await _name_usage(session, lines)
-    gpu = {
-        s.id: s.cost_eur for s in (await allocation(session, org_id, start, end))[1]["instance_id"]
-    }
+    gpu = await instance_costs(session, org_id, start, end)
     by_instance = [
         out.InstanceUsage(
             **line.model_dump(),
