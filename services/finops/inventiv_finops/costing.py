@@ -34,6 +34,23 @@ BILLING_LOCK = 0x1F1_0905
 
 _DIMS = "organization_id, provider_id, region_id, zone_id, instance_type_id"
 
+
+def _rollup(grain: str) -> str:
+    """The CTE adding this pass's new minutes to each instance's `grain` row."""
+    bucket = f"date_trunc('{grain}', bucket_minute, 'UTC')"
+    table = f"finops.cost_actual_{grain}"
+    return f"""{grain}_rollup AS (
+    INSERT INTO {table} (instance_id, bucket_{grain}, {_DIMS}, cost_eur, minutes)
+    SELECT instance_id, {bucket}, {_DIMS}, sum(cost_eur), count(*)
+    FROM actual
+    GROUP BY instance_id, {bucket}, {_DIMS}
+    ON CONFLICT (instance_id, bucket_{grain}) DO UPDATE
+        SET cost_eur = {table}.cost_eur + excluded.cost_eur,
+            minutes = {table}.minutes + excluded.minutes
+    RETURNING 1
+)"""  # noqa: S608 (grain is "hour" or "day", from this module)
+
+
 BILL_MINUTES = text(
     f"""
 WITH open AS (
@@ -100,28 +117,8 @@ forecast AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 ),
-hours AS (
-    INSERT INTO finops.cost_actual_hour (instance_id, bucket_hour, {_DIMS}, cost_eur, minutes)
-    SELECT instance_id, date_trunc('hour', bucket_minute, 'UTC'), {_DIMS},
-           sum(cost_eur), count(*)
-    FROM actual
-    GROUP BY instance_id, date_trunc('hour', bucket_minute, 'UTC'), {_DIMS}
-    ON CONFLICT (instance_id, bucket_hour) DO UPDATE
-        SET cost_eur = finops.cost_actual_hour.cost_eur + excluded.cost_eur,
-            minutes = finops.cost_actual_hour.minutes + excluded.minutes
-    RETURNING 1
-),
-days AS (
-    INSERT INTO finops.cost_actual_day (instance_id, bucket_day, {_DIMS}, cost_eur, minutes)
-    SELECT instance_id, date_trunc('day', bucket_minute, 'UTC'), {_DIMS},
-           sum(cost_eur), count(*)
-    FROM actual
-    GROUP BY instance_id, date_trunc('day', bucket_minute, 'UTC'), {_DIMS}
-    ON CONFLICT (instance_id, bucket_day) DO UPDATE
-        SET cost_eur = finops.cost_actual_day.cost_eur + excluded.cost_eur,
-            minutes = finops.cost_actual_day.minutes + excluded.minutes
-    RETURNING 1
-),
+{_rollup("hour")},
+{_rollup("day")},
 org_buckets AS (
     INSERT INTO finops.cost_org_bucket (organization_id, grain, bucket, cost_eur, minutes)
     SELECT organization_id, g.grain, date_trunc(g.grain, bucket_minute, 'UTC'),
@@ -153,7 +150,7 @@ SELECT (SELECT count(*) FROM actual) AS minutes,
        (SELECT count(*) FROM due WHERE n > 0) AS instances,
        (SELECT count(*) FROM bookmarks WHERE closed) AS closed,
        (SELECT count(*) FROM cumulative) + (SELECT count(*) FROM forecast)
-           + (SELECT count(*) FROM hours) + (SELECT count(*) FROM days)
+           + (SELECT count(*) FROM hour_rollup) + (SELECT count(*) FROM day_rollup)
            + (SELECT count(*) FROM org_buckets) AS other_rows
 """  # noqa: S608 (constants only)
 )
