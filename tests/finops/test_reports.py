@@ -216,6 +216,27 @@ async def test_tokens_are_priced_and_each_gpu_hour_costs_per_1k_tokens(
     # Pricing the same records again is impossible: they are priced once.
     await books.loop.tick(T0 + timedelta(hours=2, minutes=1))
     assert await books.scalar("SELECT sum(requests) FROM finops.usage_hour") == 3
+    # Tiny amounts read as plain decimals, never in exponent notation.
+    later = hour + timedelta(hours=2)
+    await books.sql(
+        "UPDATE models SET price_per_1k_input_tokens_eur = 0.0001 WHERE id = :id", id=model_id
+    )
+    await books.sql(
+        "INSERT INTO finops.inference_usage (occurred_at, request_id, organization_id, "
+        "instance_id, model_id, model_name, endpoint, stream, prompt_tokens, "
+        "completion_tokens, total_tokens, latency_ms, status_code, status) VALUES "
+        "(:at, 'tiny', :org, :instance, :model, 'inventiv/mock-echo', 'chat/completions', "
+        "false, 1, 0, 1, 5, 200, 'success')",
+        at=later,
+        org=org,
+        instance=instance_id,
+        model=model_id,
+    )
+    await books.loop.tick(later + timedelta(minutes=1))
+    tiny = console.owner.get(
+        "/finops/usage", params={"from": at(later), "to": at(later + timedelta(hours=1))}
+    ).json()["total"]
+    assert tiny["input_cost_eur"] == "0.0000001000"
 
 
 def deploy_unknown(client: httpx.Client) -> httpx.Response:

@@ -6,8 +6,14 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
+from typing import Annotated
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, PlainSerializer, model_validator
+
+# Money out: a plain decimal string, never exponent notation ("0.0000002", not "2E-7").
+Money = Annotated[
+    Decimal, PlainSerializer(lambda amount: format(amount, "f"), return_type=str, when_used="json")
+]
 
 
 class Share(BaseModel):
@@ -16,7 +22,7 @@ class Share(BaseModel):
     id: uuid.UUID | None
     code: str | None = None
     name: str | None = None
-    cost_eur: Decimal
+    cost_eur: Money
     share: float | None  # of the total, 0..1
 
 
@@ -25,7 +31,7 @@ class CostSummary(BaseModel):
     from_: datetime = Field(serialization_alias="from")
     to: datetime
     as_of: datetime
-    total_eur: Decimal
+    total_eur: Money
     by_provider: list[Share]
     by_region: list[Share]
     by_instance_type: list[Share]
@@ -35,7 +41,7 @@ class CostSummary(BaseModel):
 
 class Point(BaseModel):
     at: datetime
-    cost_eur: Decimal
+    cost_eur: Money
 
 
 class CostWindow(BaseModel):
@@ -44,7 +50,7 @@ class CostWindow(BaseModel):
     grain: str
     from_: datetime = Field(serialization_alias="from")
     to: datetime
-    total_eur: Decimal
+    total_eur: Money
     series: list[Point]
     by_instance_type: list[Share]
     by_instance: list[Share]
@@ -62,29 +68,29 @@ class CurrentCost(BaseModel):
     currency: str = "EUR"
     as_of: datetime
     running_instances: int
-    burn_rate_eur_per_hour: Decimal
-    last_minute_eur: Decimal
-    last_hour_eur: Decimal
-    today_eur: Decimal
-    month_to_date_eur: Decimal
-    all_time_eur: Decimal
+    burn_rate_eur_per_hour: Money
+    last_minute_eur: Money
+    last_hour_eur: Money
+    today_eur: Money
+    month_to_date_eur: Money
+    all_time_eur: Money
 
 
 class InstanceForecast(BaseModel):
     instance_id: uuid.UUID
-    burn_rate_eur_per_hour: Decimal
+    burn_rate_eur_per_hour: Money
 
 
 class Forecast(BaseModel):
     currency: str = "EUR"
     as_of: datetime
-    burn_rate_eur_per_hour: Decimal
-    forecast_eur_1h: Decimal
-    forecast_eur_1d: Decimal
-    forecast_eur_30d: Decimal
-    forecast_eur_365d: Decimal
-    month_to_date_eur: Decimal
-    month_end_projection_eur: Decimal
+    burn_rate_eur_per_hour: Money
+    forecast_eur_1h: Money
+    forecast_eur_1d: Money
+    forecast_eur_30d: Money
+    forecast_eur_365d: Money
+    month_to_date_eur: Money
+    month_end_projection_eur: Money
     by_instance: list[InstanceForecast]
 
 
@@ -96,15 +102,15 @@ class UsageLine(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     total_tokens: int
-    input_cost_eur: Decimal
-    output_cost_eur: Decimal
-    token_cost_eur: Decimal
+    input_cost_eur: Money
+    output_cost_eur: Money
+    token_cost_eur: Money
 
 
 class InstanceUsage(UsageLine):
-    gpu_cost_eur: Decimal
+    gpu_cost_eur: Money
     # What the GPU really cost per 1k tokens it served (None: no token served).
-    gpu_cost_per_1k_tokens_eur: Decimal | None
+    gpu_cost_per_1k_tokens_eur: Money | None
 
 
 class Usage(BaseModel):
@@ -121,9 +127,9 @@ class Usage(BaseModel):
 class TokenCostPoint(BaseModel):
     instance_id: uuid.UUID
     at: datetime
-    gpu_cost_eur: Decimal
+    gpu_cost_eur: Money
     tokens: int
-    gpu_cost_per_1k_tokens_eur: Decimal | None
+    gpu_cost_per_1k_tokens_eur: Money | None
 
 
 class TokenCost(BaseModel):
@@ -154,17 +160,17 @@ class BudgetIn(BaseModel):
 
 class BudgetAlertOut(BaseModel):
     threshold_percent: int
-    spent_eur: Decimal
+    spent_eur: Money
     fired_at: datetime
 
 
 class BudgetOut(BaseModel):
     currency: str = "EUR"
-    monthly_budget_eur: Decimal | None
+    monthly_budget_eur: Money | None
     alert_thresholds: list[int]
     hard_cap: bool
     stop_at_cap: bool
-    month_to_date_eur: Decimal
+    month_to_date_eur: Money
     used_percent: float | None
     cap_reached: bool
     alerts_this_month: list[BudgetAlertOut]
