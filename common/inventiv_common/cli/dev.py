@@ -84,13 +84,39 @@ def prepare_secrets(secrets_dir: Path) -> tuple[dict[str, str], list[str]]:
     return env, created
 
 
+class StopFlag:
+    """A stop request that takes no lock, because signal handlers set it.
+
+    A threading.Event set by a handler that interrupted the main thread inside that
+    same Event's wait() deadlocks on the Event's own lock, and Ctrl-C never stops
+    the platform. A plain attribute is atomic under the GIL; waiting polls it.
+    """
+
+    POLL_S = 0.05
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while not self._set and time.monotonic() < deadline:
+            time.sleep(self.POLL_S)
+        return self._set
+
+
 class DevPlatform:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.postgres: EmbeddedPostgres | None = None
         self.redis: EmbeddedRedis | None = None
         self.children: dict[str, subprocess.Popen[bytes]] = {}
-        self.stop_requested = threading.Event()
+        self.stop_requested = StopFlag()
         self.exit_code = 0
 
     # -- start ------------------------------------------------------------------
