@@ -56,6 +56,6 @@ def open_secrets(instance: Instance, keyring: KeyRing) -> InstanceSecrets:
     )
 
 
-def bootstrap_matches(instance: Instance, presented: str) -> bool:
-    expected = instance.bootstrap_secret_hash
+def hash_matches(expected: str | None, presented: str) -> bool:
+    """Whether `presented` is the secret whose stored hash is `expected` (in constant time)."""
     return expected is not None and hmac.compare_digest(expected, secret_hash(presented))

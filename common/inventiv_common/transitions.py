@@ -10,6 +10,7 @@ nothing is written.
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -52,6 +53,37 @@ def record_step(instance: Instance, step: str, now: datetime | None = None) -> b
     return True
 
 
+def action_values(
+    action_type: str,
+    *,
+    component: str,
+    instance_id: Any = None,
+    organization_id: Any = None,
+    status: str = "success",
+    details: dict[str, Any] | None = None,
+    error_code: str | None = None,
+    error_message: str | None = None,
+    correlation_id: str | None = None,
+    user_id: Any = None,
+) -> dict[str, Any]:
+    """The columns of one action log row: what `log_action` adds through the ORM, and
+    what hot paths insert with a plain statement."""
+    return {
+        "id": uuid.uuid4(),
+        "action_type": action_type,
+        "component": component,
+        "status": status,
+        "instance_id": instance_id,
+        "organization_id": organization_id,
+        "user_id": user_id,
+        "correlation_id": correlation_id,
+        "details": details,
+        "error_code": error_code,
+        "error_message": error_message,
+        "completed_at": datetime.now(UTC) if status != "in_progress" else None,
+    }
+
+
 def log_action(
     session: AsyncSession,
     instance: Instance | None,
@@ -67,17 +99,18 @@ def log_action(
     organization_id: Any = None,
 ) -> ActionLog:
     entry = ActionLog(
-        action_type=action_type,
-        component=component,
-        status=status,
-        instance_id=instance.id if instance else None,
-        organization_id=instance.organization_id if instance else organization_id,
-        user_id=user_id,
-        correlation_id=correlation_id,
-        details=details,
-        error_code=error_code,
-        error_message=error_message,
-        completed_at=datetime.now(UTC) if status != "in_progress" else None,
+        **action_values(
+            action_type,
+            component=component,
+            instance_id=instance.id if instance else None,
+            organization_id=instance.organization_id if instance else organization_id,
+            status=status,
+            details=details,
+            error_code=error_code,
+            error_message=error_message,
+            correlation_id=correlation_id,
+            user_id=user_id,
+        )
     )
     session.add(entry)
     return entry

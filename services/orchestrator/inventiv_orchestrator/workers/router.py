@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
+from inventiv_common.instance_secrets import secret_hash
 from inventiv_common.web import public_route, resources_of
 from inventiv_orchestrator.workers import service
 
@@ -62,6 +63,8 @@ async def register(request: Request) -> JSONResponse:
             return _error(exc)
         await session.commit()
     ctx.tokens.drop_instance(instance_id)  # the tokens registration just revoked
+    # The worker's first heartbeat follows at once: it needs no lookup.
+    ctx.tokens.put(secret_hash(token), instance_id)
     # A registered worker moves its instance on (installing -> starting) without waiting.
     if loop := request.app.state.loops.get("health"):
         loop.wake()
