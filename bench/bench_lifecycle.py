@@ -32,6 +32,7 @@ from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_engine, make_session_factory
 from inventiv_common.db.models import Instance
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
+from inventiv_common.instance_secrets import ensure as ensure_secrets
 from inventiv_common.instance_secrets import open_secrets
 from inventiv_common.net import free_port
 from inventiv_common.settings import DEV_SECRET_FALLBACK
@@ -145,16 +146,37 @@ def unregistered_instances(known: list[uuid.UUID]) -> Select[Instance]:
 
 
 async def insert_instances(conn: asyncpg.Connection, org: uuid.UUID, count: int) -> None:
+    """What POST /deployments writes: the instance, its sealed secrets, provisioning."""
     ids = await conn.fetchrow(
         "SELECT p.id AS provider, t.id AS type, z.id AS zone, m.id AS model FROM instance_types t "
         "JOIN providers p ON p.id = t.provider_id JOIN instance_type_zones tz ON tz.instance_type_id = t.id "
         "JOIN zones z ON z.id = tz.zone_id, models m "
         "WHERE t.code = 'MOCK-GPU-S' AND m.model_id = 'inventiv/mock-echo'"
     )
+    keyring = KeyRing(DEV_SECRET_FALLBACK)
+    rows = []
+    for _ in range(count):
+        instance = Instance(id=uuid.uuid4())
+        ensure_secrets(instance, keyring)
+        rows.append(
+            (
+                instance.id,
+                org,
+                ids["provider"],
+                ids["type"],
+                ids["zone"],
+                ids["model"],
+                instance.bootstrap_secret_encrypted,
+                instance.engine_key_encrypted,
+                instance.secrets_key_id,
+                instance.bootstrap_secret_hash,
+            )
+        )
     await conn.executemany(
-        "INSERT INTO instances (organization_id, provider_id, instance_type_id, zone_id, model_id) "
-        "VALUES ($1, $2, $3, $4, $5)",
-        [(org, ids["provider"], ids["type"], ids["zone"], ids["model"])] * count,
+        "INSERT INTO instances (id, organization_id, provider_id, instance_type_id, zone_id, "
+        "model_id, bootstrap_secret_encrypted, engine_key_encrypted, secrets_key_id, "
+        "bootstrap_secret_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        rows,
     )
 
 

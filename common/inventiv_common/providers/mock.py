@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, select, update
+from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.db.models import InstanceType, MockServer, MockVolume, Provider
@@ -29,6 +29,7 @@ BOOT_VOLUME_GB = 20
 # Database sessions the Mock provider may hold at once (the pool has DB_POOL_SIZE).
 DB_SLOTS = 4
 MOCK_SERVERS = cast(Table, MockServer.__table__)
+MOCK_VOLUMES = cast(Table, MockVolume.__table__)
 
 
 class MockProvider:
@@ -49,6 +50,11 @@ class MockProvider:
         # servers there, so a burst of creates must not take every pooled connection
         # (workers registering and heartbeating need theirs meanwhile).
         self._db_slots = asyncio.Semaphore(DB_SLOTS)
+        # Creates waiting to be recorded together (see `_recorded`).
+        self._pending: list[
+            tuple[ServerSpec, asyncio.Future[tuple[Row[Any], Row[Any] | None]]]
+        ] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     @contextlib.asynccontextmanager
     async def _session(self) -> AsyncIterator[AsyncSession]:
@@ -78,21 +84,19 @@ class MockProvider:
             return self._server(row) if row else None
 
     async def create(self, spec: ServerSpec) -> ProviderServer:
-        async with self._session() as session:
-            existing = await session.scalar(
-                select(MockServer).where(
-                    MockServer.name == spec.name, MockServer.deleted_at.is_(None)
-                )
+        if self.fail_creates > 0:
+            self.fail_creates -= 1
+            raise ProviderError(
+                "mock provider: capacity temporarily unavailable in zone " + spec.zone
             )
-            if existing is not None and existing.status != "starting":
-                return self._server(existing)  # a retried create finds what it made
-            if existing is None:
-                server, volume = await self._insert_server(session, spec)
-        if existing is not None:
+        server, volume = await self._recorded(spec)
+        if volume is None:  # the server existed already
+            if server.status != "starting":
+                return self._server(server)  # a retried create finds what it made
             # A create interrupted between starting the runtime and recording it: its
             # processes (if any) are unknown, so they are replaced by a recorded start.
-            await asyncio.to_thread(self.runtime.stop_strays, existing.id)
-            return await self._start_runtime(existing.id, spec)
+            await asyncio.to_thread(self.runtime.stop_strays, server.id)
+            return await self._start_runtime(server.id, spec)
         made = (
             self._server(server)
             if server.status == "running"
@@ -100,38 +104,101 @@ class MockProvider:
         )
         return replace(made, volumes=(_volume(volume),))
 
-    async def _insert_server(
-        self, session: AsyncSession, spec: ServerSpec
-    ) -> tuple[MockServer, MockVolume]:
-        if self.fail_creates > 0:
-            self.fail_creates -= 1
-            raise ProviderError(
-                "mock provider: capacity temporarily unavailable in zone " + spec.zone
-            )
-        server = MockServer(
-            id="mock-" + uuid.uuid4().hex[:12],
-            name=spec.name,
-            zone=spec.zone,
-            commercial_type=spec.instance_type,
-            status="starting",
-            runtime=self.runtime.name,
-            details={},
+    async def _recorded(self, spec: ServerSpec) -> tuple[Row[Any], Row[Any] | None]:
+        """The server of this spec, as found or as just recorded with its volume.
+
+        Creates made together (a provisioning batch gathers dozens) are recorded
+        together: one transaction for all of them, not one each. A cloud API answers
+        without touching our database; this stand-in must not make a burst of creates
+        cost hundreds of transactions."""
+        done: asyncio.Future[tuple[Row[Any], Row[Any] | None]] = (
+            asyncio.get_running_loop().create_future()
         )
-        volume = MockVolume(
-            id="vol-" + uuid.uuid4().hex[:12],
-            server_id=server.id,
-            name=f"{spec.name}-boot",
-            zone=spec.zone,
-            size_gb=BOOT_VOLUME_GB,
-            volume_type="b_ssd",
-        )
+        self._pending.append((spec, done))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_pending())
+        return await done
+
+    async def _record_pending(self) -> None:
+        await asyncio.sleep(0)  # the creates started with this one join its batch
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                recorded = await self._record_batch([spec for spec, _ in batch])
+            except Exception as exc:
+                for _, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                continue
+            for spec, done in batch:
+                if not done.done():
+                    done.set_result(recorded[spec.name])
+
+    async def _record_batch(
+        self, specs: list[ServerSpec]
+    ) -> dict[str, tuple[Row[Any], Row[Any] | None]]:
+        """name -> (server, its new boot volume), or (server found, None)."""
+        servers, volumes = MOCK_SERVERS.c, MOCK_VOLUMES.c
+        async with self._session() as session:
+            found: dict[str, tuple[Row[Any], Row[Any] | None]] = {
+                row.name: (row, None)
+                for row in await session.execute(
+                    select(*servers).where(
+                        servers.name.in_([spec.name for spec in specs]),
+                        servers.deleted_at.is_(None),
+                    )
+                )
+            }
+            new = {spec.name: spec for spec in specs if spec.name not in found}
+            if not new:
+                return found
+            server_rows = [self._new_server(spec) for spec in new.values()]
+            made = {
+                row.name: row
+                for row in await session.execute(
+                    insert(MOCK_SERVERS).values(server_rows).returning(*servers)
+                )
+            }
+            boot_volumes = {
+                row.server_id: row
+                for row in await session.execute(
+                    insert(MOCK_VOLUMES)
+                    .values(
+                        [
+                            {
+                                "id": "vol-" + uuid.uuid4().hex[:12],
+                                "server_id": made[spec.name].id,
+                                "name": f"{spec.name}-boot",
+                                "zone": spec.zone,
+                                "size_gb": BOOT_VOLUME_GB,
+                                "volume_type": "b_ssd",
+                            }
+                            for spec in new.values()
+                        ]
+                    )
+                    .returning(*volumes)
+                )
+            }
+            await session.commit()
+        for name, server in made.items():
+            found[name] = (server, boot_volumes[server.id])
+        return found
+
+    def _new_server(self, spec: ServerSpec) -> dict[str, Any]:
+        server_id = "mock-" + uuid.uuid4().hex[:12]
+        values: dict[str, Any] = {
+            "id": server_id,
+            "name": spec.name,
+            "zone": spec.zone,
+            "commercial_type": spec.instance_type,
+            "status": "starting",
+            "runtime": self.runtime.name,
+            "details": {},
+        }
         if not self.runtime.leaves_processes:
             # Nothing to lose if this transaction dies: record it running in one go.
-            for name, value in _running(self.runtime.start(server.id, spec)).items():
-                setattr(server, name, value)
-        session.add_all([server, volume])
-        await session.commit()
-        return server, volume
+            values.update(_running(self.runtime.start(server_id, spec)))
+        return values
 
     async def _start_runtime(self, server_id: str, spec: ServerSpec) -> ProviderServer:
         details = await asyncio.to_thread(self.runtime.start, server_id, spec)
@@ -199,11 +266,11 @@ class MockProvider:
             return [self._server(row) for row in rows]
 
     async def list_volumes(self, server_id: str | None = None) -> list[ProviderVolume]:
-        query = select(MockVolume).where(MockVolume.deleted_at.is_(None))
+        query = select(*MOCK_VOLUMES.c).where(MOCK_VOLUMES.c.deleted_at.is_(None))
         if server_id is not None:
-            query = query.where(MockVolume.server_id == server_id)
+            query = query.where(MOCK_VOLUMES.c.server_id == server_id)
         async with self._session() as session:
-            return [_volume(row) for row in await session.scalars(query)]
+            return [_volume(row) for row in await session.execute(query)]
 
     async def delete_volume(self, provider_id: str) -> None:
         async with self._session() as session:
@@ -239,5 +306,5 @@ def _running(details: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _volume(row: MockVolume) -> ProviderVolume:
+def _volume(row: Row[Any]) -> ProviderVolume:
     return ProviderVolume(row.id, row.name, row.zone, row.size_gb, row.server_id, row.volume_type)

@@ -34,7 +34,7 @@ from inventiv_orchestrator.loops.terminator import TerminatorLoop
 from inventiv_orchestrator.loops.watchdog import WatchdogLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
 from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
-from inventiv_orchestrator.workers.router import router as workers_router
+from inventiv_orchestrator.workers.router import WorkerEndpoints
 
 
 def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
@@ -102,11 +102,11 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         description="Inventiv Agents control plane: commands, lifecycle loops, workers.",
         migrate_on_boot=settings.migrate_on_boot,
         on_startup=[start_lifecycle],
+        fast_paths=[WorkerEndpoints],
     )
     app.state.dispatcher = dispatcher
     app.state.heartbeats = heartbeats
     app.state.loops = loops
-    app.include_router(workers_router)
 
     # The orchestrator's port is internal (compose network, loopback in dev).
     @app.get(

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
 from inventiv_api.deployments import service
-from inventiv_api.deps import BusDep, SessionDep
+from inventiv_api.deps import BusDep, KeyRingDep, SessionDep
 from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.schemas import InstanceOut
 from inventiv_api.security.permissions import Permission as P
@@ -36,10 +36,16 @@ def _correlation(request: Request) -> str | None:
 
 @router.post("/deployments", response_model=InstanceOut, status_code=202)
 async def create_deployment(
-    body: DeploymentIn, principal: Operator, request: Request, session: SessionDep, bus: BusDep
+    body: DeploymentIn,
+    principal: Operator,
+    request: Request,
+    session: SessionDep,
+    bus: BusDep,
+    keyring: KeyRingDep,
 ) -> InstanceOut:
     instance = await service.create(
         session=session,
+        keyring=keyring,
         principal=principal,
         instance_type_id=body.instance_type_id,
         zone_id=body.zone_id,

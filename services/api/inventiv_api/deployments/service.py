@@ -14,8 +14,9 @@ from inventiv_api.errors import ApiError, conflict, not_found
 from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.service import get_instance, get_model
 from inventiv_api.security.principal import Principal
-from inventiv_common import actions
+from inventiv_common import actions, instance_secrets
 from inventiv_common.bus import CMD_PROVISION, Envelope, publish_after_commit
+from inventiv_common.crypto import KeyRing
 from inventiv_common.db.models import Instance, InstanceType, InstanceTypeZone, Region, Zone
 from inventiv_common.finops import cap_reached, utcnow
 from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
@@ -28,6 +29,7 @@ INSTANCES = cast(Table, Instance.__table__)
 async def create(
     *,
     session: AsyncSession,
+    keyring: KeyRing,
     principal: Principal,
     instance_type_id: uuid.UUID,
     zone_id: uuid.UUID,
@@ -87,6 +89,9 @@ async def create(
         progress_steps=[],
     )
     record_step(instance, "request_accepted")
+    # Sealed now, in the row's first write: the orchestrator hands them to the provider
+    # without a write of its own first.
+    instance_secrets.ensure(instance, keyring)
     session.add(instance)
     await session.flush()
     log_action(

@@ -130,24 +130,24 @@ class HealthLoop(Loop):
         )
 
     async def _pass(self, condition: ColumnElement[bool]) -> int:
-        started = datetime.now(UTC)
         inventory = Inventory(self.ctx)
         total = 0
+        after: uuid.UUID | None = None
         while True:
-            read, marked = await self._batch(started, condition, inventory)
-            total += marked
-            if read < BATCH or not marked:
+            rows = await self._read(condition, after)
+            if rows:
+                total += await self._judge(rows, inventory)
+                after = rows[-1].id
+            if len(rows) < BATCH:
                 return total
 
-    async def _batch(
-        self, pass_started: datetime, condition: ColumnElement[bool], inventory: Inventory
-    ) -> tuple[int, int]:
-        """Read a batch without locking it, observe it with no transaction open (probes
-        can take seconds, and registrations or API writes must not wait on them), then
-        lock only what is free and apply what the fresh rows call for."""
+    async def _read(
+        self, condition: ColumnElement[bool], after: uuid.UUID | None
+    ) -> list[Row[Any]]:
+        """The next batch of the pass, by id, without locking it."""
         c = INSTANCES.c
         async with self.ctx.session_factory() as session:
-            rows = (
+            return list(
                 await session.execute(
                     select(
                         c.id,
@@ -164,16 +164,19 @@ class HealthLoop(Loop):
                     .where(
                         c.status.in_([s.value for s in WATCHED]),
                         c.terminate_requested_at.is_(None),
-                        # Not yet seen in this pass.
-                        or_(c.last_processed_at.is_(None), c.last_processed_at < pass_started),
+                        c.id > after if after is not None else true(),
                         condition,
                     )
-                    .order_by(c.last_processed_at.asc().nulls_first())
+                    .order_by(c.id)
                     .limit(BATCH)
                 )
-            ).all()
-        if not rows:
-            return 0, 0
+            )
+
+    async def _judge(self, rows: list[Row[Any]], inventory: Inventory) -> int:
+        """Observe a batch with no transaction open (probes can take seconds, and
+        registrations or API writes must not wait on them), then lock only what is free
+        and apply what the fresh rows call for. Returns how many were looked at."""
+        c = INSTANCES.c
         await inventory.prepare(len(rows))
         facts = await asyncio.gather(*(self._observe(row, inventory) for row in rows))
         observed: dict[uuid.UUID, tuple[ProviderServer | None, bool, bool]] = dict(
@@ -181,26 +184,26 @@ class HealthLoop(Loop):
         )
         now = datetime.now(UTC)
         changing = [row.id for row in rows if self.decide(row, *observed[row.id], now)]
+        # Instances coming up are looked at every pass whatever their mark; settled ones
+        # are marked, so the spread-out sweep comes back to them only when due. Rows
+        # locked elsewhere are left for the next pass.
+        settled = [row.id for row in rows if S(row.status) not in COMING_UP]
+        if not settled and not changing:
+            return len(rows)
         async with self.ctx.session_factory() as session:
-            # One statement marks the batch as seen (rows locked elsewhere are left for
-            # the next pass); most rows change nothing else.
-            marked = len(
-                (
-                    await session.execute(
-                        update(INSTANCES)
-                        .where(
-                            c.id.in_(
-                                select(c.id)
-                                .where(c.id.in_([row.id for row in rows]))
-                                .with_for_update(skip_locked=True)
-                                .scalar_subquery()
-                            )
+            if settled:
+                await session.execute(
+                    update(INSTANCES)
+                    .where(
+                        c.id.in_(
+                            select(c.id)
+                            .where(c.id.in_(settled))
+                            .with_for_update(skip_locked=True)
+                            .scalar_subquery()
                         )
-                        .values(last_processed_at=now)
-                        .returning(c.id)
                     )
-                ).all()
-            )
+                    .values(last_processed_at=now)
+                )
             if changing:
                 instances = await session.scalars(
                     select(Instance)
@@ -217,7 +220,7 @@ class HealthLoop(Loop):
                     moves = self.decide(instance, *observed[instance.id], now)
                     self._apply(session, instance, moves, now)
             await commit_and_publish(session, self.ctx.bus)
-        return len(rows), marked
+        return len(rows)
 
     async def _observe(
         self, row: Row[Any], inventory: Inventory
