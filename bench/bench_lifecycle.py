@@ -27,6 +27,7 @@ import psutil
 from sqlalchemy import Select, select
 
 from inventiv_api.gateway.upstream import UpstreamError, UpstreamPool
+from inventiv_common.agent_checksum import expected_agent_checksum
 from inventiv_common.bus import CMD_PROVISION, Envelope, EventBus
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_engine, make_session_factory
@@ -73,6 +74,7 @@ class Fleet:
         self.sessions = make_session_factory(self.engine)
         self.stop = asyncio.Event()
         self.asked: dict[uuid.UUID, float] = {}
+        self.answered: dict[uuid.UUID, float] = {}
 
     async def register_new(self) -> int:
         """Start a worker for every newly booting instance; they register on their own."""
@@ -89,7 +91,12 @@ class Fleet:
             try:
                 response = await self.client.post(
                     f"{self.orchestrator}/internal/worker/register",
-                    json={"instance_id": str(instance.id)},
+                    # What a real agent reports: its version and its own checksum.
+                    json={
+                        "instance_id": str(instance.id),
+                        "agent_version": "bench",
+                        "agent_checksum": expected_agent_checksum(),
+                    },
                     headers={"Authorization": f"Bearer {secret}"},
                 )
             except httpx.HTTPError:
@@ -98,6 +105,7 @@ class Fleet:
             finally:
                 self.booting.pop(instance.id, None)
             if response.status_code == 200:
+                self.answered[instance.id] = time.time() - instance.created_at.timestamp()
                 self.tokens[instance.id] = response.json()["token"]
                 await self.beat(instance.id)
 
@@ -275,6 +283,8 @@ async def run() -> None:
             for step in ("provider_create", "agent_registered", "ready")
         }
 
+        burst_asked, burst_answered = dict(fleet.asked), dict(fleet.answered)
+
         # 2. a fleet of 2,000 heartbeating workers
         await insert_instances(conn, org, FLEET - DEPLOYMENTS)
         await bus.publish(Envelope(type=CMD_PROVISION))
@@ -340,7 +350,8 @@ async def run() -> None:
         )
         stages = {
             "provider_create": stages["provider_create"],
-            "fleet asked to register": sorted(fleet.asked.values())[:DEPLOYMENTS],
+            "fleet asked to register": sorted(burst_asked.values()),
+            "registration answered": sorted(burst_answered.values()),
             **{k: v for k, v in stages.items() if k != "provider_create"},
         }
         for step, times in stages.items():

@@ -22,7 +22,12 @@ async def claim(
 ) -> list[Instance]:
     """Lock up to `limit` matching instances, least recently processed first; others
     skip locked rows, so two orchestrators never work on one instance at once. Rows
-    already in the session are refreshed (a claim after a commit sees them anew)."""
+    already in the session are refreshed (a claim after a commit sees them anew).
+
+    FOR NO KEY UPDATE, not FOR UPDATE: rows that reference an instance (action logs,
+    worker tokens, volumes, usage records) take a key-share lock on it when inserted,
+    which FOR UPDATE would make wait for the whole claim. The lifecycle never changes
+    an instance's key, so the weaker lock excludes everything it must."""
     return list(
         (
             await session.scalars(
@@ -30,7 +35,7 @@ async def claim(
                 .where(*conditions)
                 .order_by(Instance.last_processed_at.asc().nulls_first(), Instance.created_at)
                 .limit(limit)
-                .with_for_update(skip_locked=True)
+                .with_for_update(skip_locked=True, key_share=True)
                 .execution_options(populate_existing=True)
             )
         ).all()

@@ -186,7 +186,8 @@ class HealthLoop(Loop):
         changing = [row.id for row in rows if self.decide(row, *observed[row.id], now)]
         # Instances coming up are looked at every pass whatever their mark; settled ones
         # are marked, so the spread-out sweep comes back to them only when due. Rows
-        # locked elsewhere are left for the next pass.
+        # locked elsewhere are left for the next pass. (Locks are FOR NO KEY UPDATE:
+        # see `claim`.)
         settled = [row.id for row in rows if S(row.status) not in COMING_UP]
         if not settled and not changing:
             return len(rows)
@@ -198,7 +199,7 @@ class HealthLoop(Loop):
                         c.id.in_(
                             select(c.id)
                             .where(c.id.in_(settled))
-                            .with_for_update(skip_locked=True)
+                            .with_for_update(skip_locked=True, key_share=True)
                             .scalar_subquery()
                         )
                     )
@@ -213,7 +214,7 @@ class HealthLoop(Loop):
                         Instance.status.in_([s.value for s in WATCHED]),
                         Instance.terminate_requested_at.is_(None),
                     )
-                    .with_for_update(skip_locked=True)
+                    .with_for_update(skip_locked=True, key_share=True)
                 )
                 for instance in instances:
                     # Decided again on the row as it is now, under its lock.

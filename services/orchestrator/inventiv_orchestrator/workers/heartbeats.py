@@ -1,8 +1,9 @@
 """Heartbeats are absorbed in memory and written in batches.
 
 Each heartbeat replaces the previous one of its instance in the buffer; every flush
-writes one UPDATE for all instances and one INSERT per sample table, so thousands of
-workers cost a few statements a second, not one transaction per heartbeat. A heartbeat
+writes one UPDATE for all instances (one more for workers that just registered) and
+one INSERT per sample table, so thousands of workers cost a few statements a second,
+not one transaction per heartbeat. A heartbeat
 whose phase differs from the last one seen (a worker that just became ready, or is
 draining) is written at once and wakes whoever waits for it: state changes are not
 held back by batching.
@@ -17,9 +18,9 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import Table, Update, bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.db.models import GpuSample, Instance, SystemSample
@@ -44,6 +45,7 @@ GPU_FIELDS = ("utilization_pct", "memory_used_mb", "memory_total_mb", "temperatu
 @dataclass
 class HeartbeatBuffer:
     latest: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
+    registrations: dict[uuid.UUID, dict[str, Any]] = field(default_factory=dict)
     system_rows: list[dict[str, Any]] = field(default_factory=list)
     gpu_rows: list[dict[str, Any]] = field(default_factory=list)
     flushes: int = 0
@@ -51,6 +53,12 @@ class HeartbeatBuffer:
     # instance -> (last phase seen, when): tells a phase change from a routine beat.
     phases: dict[uuid.UUID, tuple[str | None, float]] = field(default_factory=dict)
     urgent: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def registered(self, instance_id: uuid.UUID, facts: dict[str, Any]) -> None:
+        """A worker just registered: its instance's worker columns, written at once (the
+        health loop moves the instance on when it sees them)."""
+        self.registrations[instance_id] = {"b_id": instance_id, **facts}
+        self.urgent.set()
 
     def add(self, instance_id: uuid.UUID, beat: dict[str, Any]) -> None:
         now = datetime.now(UTC)
@@ -102,25 +110,20 @@ class HeartbeatBuffer:
                 )
 
     async def flush(self, session_factory: async_sessionmaker[AsyncSession]) -> int:
-        if not self.latest and not self.system_rows and not self.gpu_rows:
+        if not (self.latest or self.registrations or self.system_rows or self.gpu_rows):
             return 0
+        registered, self.registrations = list(self.registrations.values()), {}
         latest, self.latest = list(self.latest.values()), {}
         system, self.system_rows = self.system_rows, []
         gpus, self.gpu_rows = self.gpu_rows, []
         try:
             async with session_factory() as session:
-                if latest:
-                    # Plain column UPDATE: heartbeats are facts, not state changes, so
-                    # they do not bump the instance's version.
-                    table = Instance.__table__
-                    assert isinstance(table, Table)
-                    await session.execute(
-                        update(table)
-                        .where(table.c.id == bindparam("b_id"))
-                        .values({k: bindparam(k) for k in latest[0] if k != "b_id"}),
-                        latest,
-                        execution_options={"synchronize_session": False},
-                    )
+                # Facts sent again every interval: the commit need not wait for the disk.
+                await session.execute(text("SET LOCAL synchronous_commit TO off"))
+                # Registrations first: a heartbeat of the same flush is newer.
+                for rows in (registered, latest):
+                    if rows:
+                        await session.execute(_update_by_id(rows[0]), rows)
                 if system:
                     await session.execute(insert(SystemSample), system)
                 if gpus:
@@ -128,13 +131,15 @@ class HeartbeatBuffer:
                 await session.commit()
         except Exception:
             log.exception("heartbeat flush failed; will retry")
-            # Keep what was not written; newer heartbeats win.
+            # Keep what was not written; newer heartbeats and registrations win.
+            for row in registered:
+                self.registrations.setdefault(row["b_id"], row)
             for row in latest:
                 self.latest.setdefault(row["b_id"], row)
             self.system_rows[:0], self.gpu_rows[:0] = system, gpus
             return 0
         self.flushes += 1
-        written = len(latest) + len(system) + len(gpus)
+        written = len(registered) + len(latest) + len(system) + len(gpus)
         self.rows_written += written
         return written
 
@@ -172,6 +177,19 @@ class HeartbeatBuffer:
         cutoff = time.monotonic() - FORGET_PHASE_AFTER_S
         for instance_id in [i for i, (_, at) in self.phases.items() if at < cutoff]:
             del self.phases[instance_id]
+
+
+def _update_by_id(row: dict[str, Any]) -> Update:
+    """One UPDATE run for many instances: `row`'s columns, matched on b_id. A plain
+    column UPDATE: worker facts are not state changes, so they do not bump the
+    instance's version."""
+    table = cast(Table, Instance.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("b_id"))
+        .values({k: bindparam(k) for k in row if k != "b_id"})
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _num(value: Any) -> float | int | None:

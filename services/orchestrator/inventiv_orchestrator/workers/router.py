@@ -39,7 +39,7 @@ async def register(app: Any, secret: str, body: dict[str, Any]) -> dict[str, Any
     ctx = app.state.ctx
     async with app.state.resources.session_factory() as session:
         try:
-            instance_id, token = await service.register(
+            registration = await service.register(
                 session=session, settings=ctx.settings, bootstrap_secret=secret, body=body
             )
         except service.WorkerAuthError as exc:
@@ -47,13 +47,20 @@ async def register(app: Any, secret: str, body: dict[str, Any]) -> dict[str, Any
                 await session.commit()
             raise
         await session.commit()
+    instance_id = registration.instance_id
     ctx.tokens.drop_instance(instance_id)  # the tokens registration just revoked
     # The worker's first heartbeat follows at once: it needs no lookup.
-    ctx.tokens.put(secret_hash(token), instance_id)
-    # A registered worker moves its instance on (installing -> starting) without waiting.
-    if loop := app.state.loops.get("health"):
+    ctx.tokens.put(secret_hash(registration.token), instance_id)
+    if registration.facts is not None:
+        # Written by the heartbeat writer at once; it then wakes the health loop, which
+        # moves the instance on (installing -> starting).
+        app.state.heartbeats.registered(instance_id, registration.facts)
+    elif loop := app.state.loops.get("health"):
         loop.wake()
-    return {"token": token, "heartbeat_interval_s": ctx.settings.worker_heartbeat_interval_s}
+    return {
+        "token": registration.token,
+        "heartbeat_interval_s": ctx.settings.worker_heartbeat_interval_s,
+    }
 
 
 async def heartbeat(app: Any, token: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -7,9 +7,21 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import (
+    BindParameter,
+    Insert,
+    Select,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions, instance_secrets
@@ -40,20 +52,92 @@ class TokenCache:
     """token hash -> (instance id, expiry): heartbeats need no database read."""
 
     entries: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
+    # instance id -> its cached token hashes, so dropping an instance is not a scan.
+    by_instance: dict[uuid.UUID, set[str]] = field(default_factory=dict)
 
     def get(self, token_hash: str) -> uuid.UUID | None:
         hit = self.entries.get(token_hash)
-        if hit is None or hit[1] < time.monotonic():
-            self.entries.pop(token_hash, None)
+        if hit is None:
+            return None
+        if hit[1] < time.monotonic():
+            self._forget(token_hash, hit[0])
             return None
         return hit[0]
 
     def put(self, token_hash: str, instance_id: uuid.UUID) -> None:
         self.entries[token_hash] = (instance_id, time.monotonic() + TOKEN_CACHE_TTL_S)
+        self.by_instance.setdefault(instance_id, set()).add(token_hash)
 
     def drop_instance(self, instance_id: uuid.UUID) -> None:
-        for key in [k for k, (i, _) in self.entries.items() if i == instance_id]:
-            del self.entries[key]
+        for token_hash in self.by_instance.pop(instance_id, set()):
+            self.entries.pop(token_hash, None)
+
+    def _forget(self, token_hash: str, instance_id: uuid.UUID) -> None:
+        self.entries.pop(token_hash, None)
+        hashes = self.by_instance.get(instance_id)
+        if hashes is not None:
+            hashes.discard(token_hash)
+            if not hashes:
+                del self.by_instance[instance_id]
+
+
+def _registration_statements() -> tuple[Select[Any], Insert]:
+    """Built once: a fleet coming up registers hundreds of workers in seconds, and
+    building and compiling these costs more CPU than running them. Values are bound."""
+    c, t = INSTANCES.c, TOKENS.c
+    # Bound names differ from every column name: SQLAlchemy would take a parameter
+    # named like a column of an UPDATE for one more value to SET.
+    instance_id: BindParameter[uuid.UUID] = bindparam("p_instance")
+    # Two registrations of one instance are serialised by an advisory lock, not the
+    # row lock: the health loop holds instance rows while it moves a batch on, and a
+    # fleet's registrations must not queue behind it. The commit need not wait for the
+    # disk: a registration lost in a database crash costs the worker one more, as its
+    # heartbeats then get 401 and it registers again. (Both ride along in the read.)
+    lock = select(
+        c.id,
+        c.status,
+        c.organization_id,
+        c.bootstrap_secret_hash,
+        func.set_config("synchronous_commit", "off", True),
+        func.pg_advisory_xact_lock(func.hashtextextended(sql_cast(c.id, Text), REGISTRATION_LOCK)),
+    ).where(c.id == instance_id)
+    # Every write is a CTE of the action log insert: one round trip. PostgreSQL runs
+    # data-modifying CTEs whether read or not, on one snapshot, so the revocation does
+    # not see the new token. The instance's own columns are not written here (see
+    # `register`).
+    write = (
+        insert(ACTION_LOGS)
+        .values({name: bindparam(f"log_{name}") for name in LOG_COLUMNS})
+        .add_cte(
+            update(TOKENS)
+            .where(t.instance_id == instance_id, t.revoked_at.is_(None))
+            .values(revoked_at=bindparam("now"), rotated_at=bindparam("now"))
+            .cte("revoked"),
+            insert(TOKENS)
+            .values(
+                id=bindparam("token_id"),
+                instance_id=instance_id,
+                token_hash=bindparam("p_token_hash"),
+                token_prefix=bindparam("p_token_prefix"),
+            )
+            .cte("issued"),
+        )
+    )
+    return lock, write
+
+
+LOG_COLUMNS = tuple(action_values("", component=""))
+# The advisory lock space of registrations (a seed for hashing instance ids into it).
+REGISTRATION_LOCK = 0x5245_4749
+LOCK_INSTANCE, WRITE_REGISTRATION = _registration_statements()
+
+
+@dataclass(frozen=True)
+class Registration:
+    instance_id: uuid.UUID
+    token: str
+    # The instance's worker columns, for the heartbeat writer to apply (None: written).
+    facts: dict[str, Any] | None
 
 
 async def register(
@@ -62,26 +146,20 @@ async def register(
     settings: OrchestratorSettings,
     bootstrap_secret: str,
     body: dict[str, object],
-) -> tuple[uuid.UUID, str]:
+) -> Registration:
     """Check the bootstrap secret and issue a new worker token (older ones revoked).
 
-    Plain statements, not the ORM: a fleet coming up registers hundreds of workers in
-    seconds, and the unit of work costs more CPU than the whole registration. What is
-    written are facts the worker reports, so, like heartbeats, they leave the
-    instance's version alone."""
+    Plain statements, not the ORM: the unit of work would cost more CPU than the
+    whole registration. The instance row is neither locked nor written: what the
+    worker reports (registered, its version and checksum) is returned as facts for
+    the heartbeat writer, which applies them within milliseconds, off the request; a
+    fleet coming up must not wait on the rows the lifecycle loops hold. Only a
+    checksum mismatch, rare and worth recording at once, writes the row here."""
     try:
         instance_id = uuid.UUID(str(body.get("instance_id")))
     except ValueError:
         raise WorkerAuthError(400, "instance_id must be a UUID") from None
-    c = INSTANCES.c
-    # The row lock serialises two registrations of one instance (one live token).
-    instance = (
-        await session.execute(
-            select(c.id, c.status, c.organization_id, c.bootstrap_secret_hash)
-            .where(c.id == instance_id)
-            .with_for_update()
-        )
-    ).first()
+    instance = (await session.execute(LOCK_INSTANCE, {"p_instance": instance_id})).first()
     # Unknown instance and wrong secret look the same to the caller.
     if instance is None or not instance_secrets.hash_matches(
         instance.bootstrap_secret_hash, bootstrap_secret
@@ -94,57 +172,47 @@ async def register(
     mismatch = expected is not None and reported != expected
     refused = mismatch and settings.refuse_agent_mismatch
     agent_version = str(body.get("agent_version") or "")[:64] or None
-    facts = {
+    facts: dict[str, Any] = {
         "worker_agent_version": agent_version,
         "worker_agent_checksum": reported[:128] or None,
         "worker_version_mismatch": mismatch,
     }
+    if not refused:
+        facts["worker_status"] = "registered"
     about = {"instance_id": instance.id, "organization_id": instance.organization_id}
-    logs = []
     if mismatch:
-        logs.append(
-            action_values(
-                actions.WORKER_VERSION_MISMATCH,
-                component="orchestrator",
-                status="failed" if refused else "success",
-                details={"expected": expected, "reported": reported},
-                **about,
-            )
+        mismatch_log = action_values(
+            actions.WORKER_VERSION_MISMATCH,
+            component="orchestrator",
+            status="failed" if refused else "success",
+            details={"expected": expected, "reported": reported},
+            **about,
         )
+        await session.execute(insert(ACTION_LOGS), [mismatch_log])
+        await session.execute(update(INSTANCES).where(INSTANCES.c.id == instance.id).values(facts))
     if refused:
-        await session.execute(update(INSTANCES).where(c.id == instance.id).values(facts))
-        await session.execute(insert(ACTION_LOGS), logs)
         raise WorkerAuthError(
             403, "agent checksum does not match the expected build", keep_changes=True
         )
-    now = datetime.now(UTC)
-    await session.execute(
-        update(INSTANCES).where(c.id == instance.id).values(**facts, worker_status="registered")
-    )
-    await session.execute(
-        update(TOKENS)
-        .where(TOKENS.c.instance_id == instance.id, TOKENS.c.revoked_at.is_(None))
-        .values(revoked_at=now, rotated_at=now)
-    )
     token = "wt_" + secrets.token_urlsafe(32)
+    registered_log = action_values(
+        actions.WORKER_REGISTERED,
+        component="orchestrator",
+        details={"agent_version": agent_version, "version_mismatch": mismatch},
+        **about,
+    )
     await session.execute(
-        insert(TOKENS).values(
-            id=uuid.uuid4(),
-            instance_id=instance.id,
-            token_hash=instance_secrets.secret_hash(token),
-            token_prefix=token[:10],
-        )
+        WRITE_REGISTRATION,
+        {
+            "p_instance": instance.id,
+            "now": datetime.now(UTC),
+            "token_id": uuid.uuid4(),
+            "p_token_hash": instance_secrets.secret_hash(token),
+            "p_token_prefix": token[:10],
+            **{f"log_{name}": value for name, value in registered_log.items()},
+        },
     )
-    logs.append(
-        action_values(
-            actions.WORKER_REGISTERED,
-            component="orchestrator",
-            details={"agent_version": agent_version, "version_mismatch": mismatch},
-            **about,
-        )
-    )
-    await session.execute(insert(ACTION_LOGS), logs)
-    return instance.id, token
+    return Registration(instance.id, token, None if mismatch else facts)
 
 
 async def instance_for_token(*, session: AsyncSession, cache: TokenCache, token: str) -> uuid.UUID:
