@@ -24,7 +24,6 @@ import uuid
 import asyncpg
 import httpx
 import psutil
-from sqlalchemy import Select, select
 
 from inventiv_api.gateway.upstream import UpstreamError, UpstreamPool
 from inventiv_common.agent_checksum import expected_agent_checksum
@@ -61,57 +60,78 @@ class Fleet:
         self.database_url = database_url
         self.tokens: dict[uuid.UUID, str] = {}
         self.booting: dict[uuid.UUID, asyncio.Task[None]] = {}
-        self.client = httpx.AsyncClient(limits=httpx.Limits(max_connections=64), timeout=30)
         host, port = orchestrator.removeprefix("http://").split(":")
-        # Heartbeats go through the gateway's lean keep-alive client: a general client
+        # Requests go through the gateway's lean keep-alive client: a general client
         # library costs more CPU per request than the orchestrator it measures.
         self.host, self.port = host, int(port)
         self.beats = UpstreamPool()
         self.keyring = KeyRing(DEV_SECRET_FALLBACK)
         self.sent = 0
         self.errors = 0
-        self.engine = make_engine(database_url, pool_size=1)
-        self.sessions = make_session_factory(self.engine)
+        self.conn: asyncpg.Connection | None = None
         self.stop = asyncio.Event()
         self.asked: dict[uuid.UUID, float] = {}
         self.answered: dict[uuid.UUID, float] = {}
 
     async def register_new(self) -> int:
-        """Start a worker for every newly booting instance; they register on their own."""
-        async with self.sessions() as session:
-            rows = (
-                await session.scalars(unregistered_instances([*self.tokens, *self.booting]))
-            ).all()
+        """Start a worker for every newly booting instance; they register on their own.
 
-        async def register(instance: Instance) -> None:
+        The fleet shares this machine with what it measures, so it stays lean: one
+        plain query per poll, and the lean keep-alive client for every request."""
+        if self.conn is None:
+            self.conn = await asyncpg.connect(self.database_url)
+        rows = [
+            row
+            for row in await self.conn.fetch(
+                "SELECT id, created_at, bootstrap_secret_encrypted, engine_key_encrypted, "
+                "secrets_key_id FROM instances WHERE provider_instance_id IS NOT NULL "
+                "AND status IN ('booting', 'installing', 'starting')"
+            )
+            if row["id"] not in self.tokens and row["id"] not in self.booting
+        ]
+
+        async def register(row: asyncpg.Record) -> None:
+            instance = Instance(
+                id=row["id"],
+                bootstrap_secret_encrypted=row["bootstrap_secret_encrypted"],
+                engine_key_encrypted=row["engine_key_encrypted"],
+                secrets_key_id=row["secrets_key_id"],
+            )
             secret = open_secrets(instance, self.keyring).bootstrap_secret
             # When this simulated worker asked, from the deployment request: the part
             # of registration latency that is the fleet's, not the orchestrator's.
-            self.asked[instance.id] = time.time() - instance.created_at.timestamp()
+            created = row["created_at"].timestamp()
+            self.asked[instance.id] = time.time() - created
+            # What a real agent reports: its version and its own checksum.
+            body = json.dumps(
+                {
+                    "instance_id": str(instance.id),
+                    "agent_version": "bench",
+                    "agent_checksum": expected_agent_checksum(),
+                }
+            ).encode()
+            headers = [
+                (b"authorization", f"Bearer {secret}".encode()),
+                (b"content-type", b"application/json"),
+            ]
             try:
-                response = await self.client.post(
-                    f"{self.orchestrator}/internal/worker/register",
-                    # What a real agent reports: its version and its own checksum.
-                    json={
-                        "instance_id": str(instance.id),
-                        "agent_version": "bench",
-                        "agent_checksum": expected_agent_checksum(),
-                    },
-                    headers={"Authorization": f"Bearer {secret}"},
+                response = await self.beats.send(
+                    self.host, self.port, "POST", "/internal/worker/register", headers, body
                 )
-            except httpx.HTTPError:
+                answer = await response.read()
+            except UpstreamError:
                 self.errors += 1  # a kept-alive connection closed under us: retried next round
                 return
             finally:
                 self.booting.pop(instance.id, None)
-            if response.status_code == 200:
-                self.answered[instance.id] = time.time() - instance.created_at.timestamp()
-                self.tokens[instance.id] = response.json()["token"]
+            if response.status == 200:
+                self.answered[instance.id] = time.time() - created
+                self.tokens[instance.id] = json.loads(answer)["token"]
                 await self.beat(instance.id)
 
         # Workers boot independently: each registers as soon as its server exists.
-        for instance in rows:
-            self.booting[instance.id] = asyncio.create_task(register(instance))
+        for row in rows:
+            self.booting[row["id"]] = asyncio.create_task(register(row))
         return len(rows)
 
     async def beat(self, instance_id: uuid.UUID) -> None:
@@ -142,15 +162,6 @@ class Fleet:
                 slot = HEARTBEAT_S * min(1.0, (start + 100) / max(len(ids), 1))
                 await asyncio.sleep(max(0.0, started + slot - time.monotonic()))
             await asyncio.sleep(max(0.0, started + HEARTBEAT_S - time.monotonic()))
-
-
-def unregistered_instances(known: list[uuid.UUID]) -> Select[Instance]:
-    """Booting instances whose simulated worker has not registered yet."""
-    query = select(Instance).where(
-        Instance.provider_instance_id.is_not(None),
-        Instance.status.in_(["booting", "installing", "starting"]),
-    )
-    return query.where(Instance.id.not_in(known)) if known else query
 
 
 async def insert_instances(conn: asyncpg.Connection, org: uuid.UUID, count: int) -> None:
@@ -221,11 +232,16 @@ async def run() -> None:
         "HEARTBEAT_FLUSH_INTERVAL_S": "1",
         "LOG_LEVEL": "WARNING",
     }
+    pinned = shutil.which("taskset") is not None and (os.cpu_count() or 1) > 1
+    if pinned:
+        # The fleet stands for workers on other machines: it keeps off the core the
+        # orchestrator is measured on.
+        os.sched_setaffinity(0, {1})
     command = [sys.executable, "-m", "inventiv_orchestrator"]
     if profile := os.environ.get("BENCH_PROFILE"):
         # Where the orchestrator's time goes: a cProfile dump, written when it stops.
         command = [sys.executable, "-m", "cProfile", "-o", profile, "-m", "inventiv_orchestrator"]
-    if shutil.which("taskset") and (os.cpu_count() or 1) > 1:
+    if pinned:
         command = ["taskset", "-c", "0", *command]
     orchestrator = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
@@ -255,12 +271,15 @@ async def run() -> None:
         beating = asyncio.create_task(fleet.heartbeat_forever())
         process = psutil.Process(orchestrator.pid)
         burst_cpu = sum(process.cpu_times()[:2])
+        others = {"fleet (this script)": psutil.Process(), **_postgres_processes()}
+        others_cpu = {name: _cpu(p) for name, p in others.items()}
         burst_started = time.monotonic()
         await insert_instances(conn, org, DEPLOYMENTS)
         await bus.publish(Envelope(type=CMD_PROVISION))
         await wait_ready(conn, fleet, DEPLOYMENTS, timeout=120)
         burst_s = time.monotonic() - burst_started
         burst_cpu = sum(process.cpu_times()[:2]) - burst_cpu
+        others_cpu = {name: _cpu(p) - others_cpu[name] for name, p in others.items()}
         durations = [
             r["d"]
             for r in await conn.fetch(
@@ -348,6 +367,10 @@ async def run() -> None:
         print(
             f"{'  orchestrator CPU during the burst (s / s)':44} {burst_cpu:10.2f} {burst_s:10.2f}"
         )
+        print(
+            f"{'  fleet, PostgreSQL CPU in the burst (s)':44} "
+            f"{others_cpu['fleet (this script)']:10.2f} {others_cpu.get('postgres', 0.0):10.2f}"
+        )
         stages = {
             "provider_create": stages["provider_create"],
             "fleet asked to register": sorted(burst_asked.values()),
@@ -380,15 +403,34 @@ async def run() -> None:
             task.cancel()
         if "beating" in locals():
             beating.cancel()
-        await fleet.client.aclose()
         await fleet.beats.close()
-        await fleet.engine.dispose()
+        if fleet.conn is not None:
+            await fleet.conn.close()
         if orchestrator.poll() is None:
             orchestrator.kill()
         if conn is not None:
             await conn.close()
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
+
+
+def _postgres_processes() -> dict[str, psutil.Process]:
+    """The PostgreSQL server's processes, when they run on this machine."""
+    found = [
+        p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")
+    ]
+    return {"postgres": found[0]} if found else {}
+
+
+def _cpu(process: psutil.Process) -> float:
+    """CPU seconds of a process, and for PostgreSQL's postmaster, of all its backends."""
+    try:
+        if process.name() in ("postgres", "postmaster") and process.pid != os.getpid():
+            family = [process, *process.children(recursive=True)]
+            return sum(sum(p.cpu_times()[:2]) for p in family if p.is_running())
+        return sum(process.cpu_times()[:2])
+    except psutil.Error:
+        return 0.0
 
 
 def main() -> None:
