@@ -304,6 +304,16 @@ async def run() -> None:
 
         burst_asked, burst_answered = dict(fleet.asked), dict(fleet.answered)
 
+        if os.environ.get("BENCH_TIMELINE"):
+            # When each kind of state change happened, in 100 ms buckets from the burst.
+            for row in await conn.fetch(
+                "SELECT a.instance_status_after AS s, "
+                "floor(extract(epoch FROM a.created_at - m.t0) * 10)::int AS b, count(*) AS n "
+                "FROM action_logs a, (SELECT min(created_at) AS t0 FROM instances) m "
+                "WHERE a.instance_status_after IS NOT NULL GROUP BY 1, 2 ORDER BY 2, 1"
+            ):
+                print(f"  t={row['b'] / 10:4.1f}s {row['s']:12} {row['n']}")
+
         # 2. a fleet of 2,000 heartbeating workers
         await insert_instances(conn, org, FLEET - DEPLOYMENTS)
         await bus.publish(Envelope(type=CMD_PROVISION))

@@ -3,6 +3,7 @@ idempotent terminate, volumes outliving servers until deleted."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import uuid
 from pathlib import Path
 
 import psutil
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inventiv_common.db.engine import make_session_factory
@@ -75,3 +77,27 @@ async def test_an_interrupted_create_is_completed_and_its_strays_stopped(
         if stray.poll() is None:
             stray.kill()
         await provider.terminate(server_id)
+
+
+async def test_creates_made_together_are_recorded_together(engine: AsyncEngine) -> None:
+    """A provisioning batch gathers its creates: the Mock records them in one
+    transaction (one created_at, PostgreSQL's transaction time), each with its own
+    server and boot volume, and a create asked twice in the batch makes one server."""
+    provider = MockProvider(make_session_factory(engine), SimulatedRuntime())
+    names = [str(uuid.uuid4()) for _ in range(12)]
+    made = await asyncio.gather(*(provider.create(_spec(name)) for name in [*names, names[0]]))
+    assert made[0].provider_id == made[-1].provider_id
+    assert len({server.provider_id for server in made}) == 12
+    assert all(server.running and len(server.volumes) <= 1 for server in made)
+    async with engine.connect() as conn:
+        stamps = (
+            (await conn.execute(select(MockServer.created_at).where(MockServer.name.in_(names))))
+            .scalars()
+            .all()
+        )
+    assert len(stamps) == 12 and len(set(stamps)) == 1
+    volumes = [v for v in await provider.list_volumes() if v.name.removesuffix("-boot") in names]
+    assert len(volumes) == 12
+    # Asked again later (a retried create), each finds what it made.
+    again = await provider.create(_spec(names[5]))
+    assert again.provider_id == made[5].provider_id

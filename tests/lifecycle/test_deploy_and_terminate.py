@@ -154,6 +154,16 @@ def test_worker_endpoints_refuse_bad_credentials(platform: Platform) -> None:
         f"{base}/internal/worker/heartbeat", content=b"[1,2", headers={"Authorization": "Bearer x"}
     )
     assert garbage.status_code == 400
+    # The orchestrator answers these itself, ahead of its framework: still JSON errors.
+    wrong_method = httpx.get(f"{platform.orchestrators[0].base_url}/internal/worker/heartbeat")
+    assert wrong_method.status_code == 405
+    assert wrong_method.json()["error"]["code"] == "worker_auth"
+    too_big = httpx.post(
+        f"{platform.orchestrators[0].base_url}/internal/worker/heartbeat",
+        content=b"x" * (300 * 1024),
+        headers={"Authorization": "Bearer wt_nope"},
+    )
+    assert too_big.status_code == 413
 
 
 def test_live_feed_streams_the_workspace_changes_and_nothing_to_others(

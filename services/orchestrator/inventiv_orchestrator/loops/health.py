@@ -35,6 +35,9 @@ INSTANCES = cast(Table, Instance.__table__)
 WATCHED = (S.booting, S.installing, S.starting, S.ready, S.unhealthy)
 COMING_UP = (S.booting, S.installing, S.starting)
 BATCH = 500
+# Instances moved per transaction, and transactions side by side (see `_judge`).
+WRITE_CHUNK = 25
+PARALLEL_WRITES = 4
 PROBE_TIMEOUT_S = 2.0
 # Below this many instances in a batch, asking the provider for each one is cheaper
 # than listing its whole inventory.
@@ -189,10 +192,8 @@ class HealthLoop(Loop):
         # locked elsewhere are left for the next pass. (Locks are FOR NO KEY UPDATE:
         # see `claim`.)
         settled = [row.id for row in rows if S(row.status) not in COMING_UP]
-        if not settled and not changing:
-            return len(rows)
-        async with self.ctx.session_factory() as session:
-            if settled:
+        if settled:
+            async with self.ctx.session_factory() as session:
                 await session.execute(
                     update(INSTANCES)
                     .where(
@@ -205,23 +206,42 @@ class HealthLoop(Loop):
                     )
                     .values(last_processed_at=now)
                 )
-            if changing:
-                instances = await session.scalars(
-                    select(Instance)
-                    .where(
-                        Instance.id.in_(changing),
-                        # Still ours to judge: not terminated or terminating meanwhile.
-                        Instance.status.in_([s.value for s in WATCHED]),
-                        Instance.terminate_requested_at.is_(None),
-                    )
-                    .with_for_update(skip_locked=True, key_share=True)
+                await session.commit()
+        # Each instance that changes costs an UPDATE of its own (the version check), a
+        # round trip that waits its turn on a busy event loop: a fleet coming up moves
+        # hundreds at once, so they are written in a few transactions side by side.
+        chunks = [changing[i : i + WRITE_CHUNK] for i in range(0, len(changing), WRITE_CHUNK)]
+        for start in range(0, len(chunks), PARALLEL_WRITES):
+            await asyncio.gather(
+                *(
+                    self._move(chunk, observed, now)
+                    for chunk in chunks[start : start + PARALLEL_WRITES]
                 )
-                for instance in instances:
-                    # Decided again on the row as it is now, under its lock.
-                    moves = self.decide(instance, *observed[instance.id], now)
-                    self._apply(session, instance, moves, now)
-            await commit_and_publish(session, self.ctx.bus)
+            )
         return len(rows)
+
+    async def _move(
+        self,
+        ids: list[uuid.UUID],
+        observed: dict[uuid.UUID, tuple[ProviderServer | None, bool, bool]],
+        now: datetime,
+    ) -> None:
+        async with self.ctx.session_factory() as session:
+            instances = await session.scalars(
+                select(Instance)
+                .where(
+                    Instance.id.in_(ids),
+                    # Still ours to judge: not terminated or terminating meanwhile.
+                    Instance.status.in_([s.value for s in WATCHED]),
+                    Instance.terminate_requested_at.is_(None),
+                )
+                .with_for_update(skip_locked=True, key_share=True)
+            )
+            for instance in instances:
+                # Decided again on the row as it is now, under its lock.
+                moves = self.decide(instance, *observed[instance.id], now)
+                self._apply(session, instance, moves, now)
+            await commit_and_publish(session, self.ctx.bus)
 
     async def _observe(
         self, row: Row[Any], inventory: Inventory

@@ -8,6 +8,7 @@ Workers authenticate with their own secrets, checked here, not with user session
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -37,7 +38,10 @@ Handler = Callable[[Any, str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 async def register(app: Any, secret: str, body: dict[str, Any]) -> dict[str, Any]:
     ctx = app.state.ctx
-    async with app.state.resources.session_factory() as session:
+    # A fleet coming up registers by the hundred; each registration holds a pooled
+    # connection while it waits its turns on the event loop, so without a bound they
+    # take the whole pool and the loops that provision and promote instances wait.
+    async with _registration_slots(app), app.state.resources.session_factory() as session:
         try:
             registration = await service.register(
                 session=session, settings=ctx.settings, bootstrap_secret=secret, body=body
@@ -74,6 +78,14 @@ async def heartbeat(app: Any, token: str, body: dict[str, Any]) -> dict[str, Any
             )
     app.state.heartbeats.add(instance_id, body)
     return {"ok": True}
+
+
+def _registration_slots(app: Any) -> asyncio.Semaphore:
+    slots: asyncio.Semaphore | None = getattr(app.state, "registration_slots", None)
+    if slots is None:
+        pool_size = app.state.ctx.settings.db_pool_size
+        slots = app.state.registration_slots = asyncio.Semaphore(max(1, pool_size // 2))
+    return slots
 
 
 HANDLERS: dict[str, tuple[Route, Handler]] = {

@@ -1,0 +1,158 @@
+"""Worker registration against the real database: it never queues behind the
+lifecycle's row locks, two registrations of one instance leave one live token, and
+what the worker reported reaches the instance through the heartbeat writer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from inventiv_common.agent_checksum import expected_agent_checksum
+from inventiv_common.crypto import KeyRing
+from inventiv_common.db.engine import make_session_factory
+from inventiv_common.db.models import ActionLog, Instance, WorkerAuthToken
+from inventiv_common.instance_secrets import ensure
+from inventiv_common.settings import DEV_SECRET_FALLBACK
+from inventiv_orchestrator.settings import OrchestratorSettings
+from inventiv_orchestrator.workers import service
+from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
+
+SETTINGS = OrchestratorSettings(
+    DATABASE_URL="postgresql://unused@127.0.0.1/unused", REDIS_URL="redis://127.0.0.1:6379/0"
+)
+
+
+async def _installing_instance(engine: AsyncEngine) -> tuple[uuid.UUID, str]:
+    """An instance whose server is up, waiting for its worker; and its bootstrap secret."""
+    async with engine.begin() as conn:
+        org = (
+            await conn.execute(
+                text("INSERT INTO organizations (name, slug) VALUES ('Reg', :slug) RETURNING id"),
+                {"slug": f"reg-{uuid.uuid4().hex[:8]}"},
+            )
+        ).scalar_one()
+        ids = (
+            await conn.execute(
+                text(
+                    "SELECT t.provider_id, t.id AS type_id, tz.zone_id, m.id AS model_id "
+                    "FROM instance_types t JOIN instance_type_zones tz "
+                    "ON tz.instance_type_id = t.id, models m "
+                    "WHERE t.code = 'MOCK-GPU-S' AND m.model_id = 'inventiv/mock-echo'"
+                )
+            )
+        ).one()
+    instance = Instance(
+        id=uuid.uuid4(),
+        organization_id=org,
+        provider_id=ids.provider_id,
+        instance_type_id=ids.type_id,
+        zone_id=ids.zone_id,
+        model_id=ids.model_id,
+        status="installing",
+        progress_steps=[],
+    )
+    secret = ensure(instance, KeyRing(DEV_SECRET_FALLBACK)).bootstrap_secret
+    async with make_session_factory(engine)() as session:
+        session.add(instance)
+        await session.commit()
+    return instance.id, secret
+
+
+async def _register(
+    engine: AsyncEngine, instance_id: uuid.UUID, secret: str
+) -> service.Registration:
+    async with make_session_factory(engine)() as session:
+        registration = await service.register(
+            session=session,
+            settings=SETTINGS,
+            bootstrap_secret=secret,
+            body={
+                "instance_id": str(instance_id),
+                "agent_version": "1.2.3",
+                "agent_checksum": expected_agent_checksum(),
+            },
+        )
+        await session.commit()
+    return registration
+
+
+async def test_registration_does_not_wait_for_a_lifecycle_claim(engine: AsyncEngine) -> None:
+    instance_id, secret = await _installing_instance(engine)
+    async with engine.connect() as holder:
+        # What a lifecycle loop holds while it moves a batch on.
+        await holder.execute(
+            text("SELECT id FROM instances WHERE id = :id FOR NO KEY UPDATE"), {"id": instance_id}
+        )
+        registration = await asyncio.wait_for(_register(engine, instance_id, secret), 10)
+        await holder.rollback()
+    assert registration.instance_id == instance_id and registration.token.startswith("wt_")
+    assert registration.facts == {
+        "worker_agent_version": "1.2.3",
+        "worker_agent_checksum": expected_agent_checksum(),
+        "worker_version_mismatch": False,
+        "worker_status": "registered",
+    }
+    async with engine.connect() as conn:
+        logged = await conn.scalar(
+            select(func.count())
+            .select_from(ActionLog)
+            .where(
+                ActionLog.instance_id == instance_id, ActionLog.action_type == "worker.registered"
+            )
+        )
+        row = (
+            await conn.execute(
+                select(Instance.worker_status, Instance.worker_agent_version).where(
+                    Instance.id == instance_id
+                )
+            )
+        ).one()
+    assert logged == 1
+    # The instance row was not written by the request...
+    assert tuple(row) == (None, None)
+    # ...but by the heartbeat writer, which applies what the worker reported.
+    writer = HeartbeatBuffer()
+    assert registration.facts is not None
+    writer.registered(instance_id, registration.facts)
+    assert writer.urgent.is_set()
+    assert await writer.flush(make_session_factory(engine)) == 1
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(Instance.worker_status, Instance.worker_agent_version).where(
+                    Instance.id == instance_id
+                )
+            )
+        ).one()
+    assert tuple(row) == ("registered", "1.2.3")
+
+
+async def test_two_registrations_of_one_instance_leave_one_live_token(engine: AsyncEngine) -> None:
+    instance_id, secret = await _installing_instance(engine)
+    first, second = await asyncio.gather(
+        _register(engine, instance_id, secret), _register(engine, instance_id, secret)
+    )
+    assert first.token != second.token
+    async with engine.connect() as conn:
+        live = (
+            (
+                await conn.execute(
+                    select(WorkerAuthToken.token_prefix).where(
+                        WorkerAuthToken.instance_id == instance_id,
+                        WorkerAuthToken.revoked_at.is_(None),
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        issued = await conn.scalar(
+            select(func.count())
+            .select_from(WorkerAuthToken)
+            .where(WorkerAuthToken.instance_id == instance_id)
+        )
+    assert issued == 2 and len(live) == 1
+    assert live[0] in (first.token[:10], second.token[:10])
