@@ -37,6 +37,9 @@ CMD_PROVISION = "CMD:PROVISION"
 CMD_TERMINATE = "CMD:TERMINATE"
 CMD_SYNC_CATALOG = "CMD:SYNC_CATALOG"
 CMD_RECONCILE = "CMD:RECONCILE"
+# Messages are wake-up hints: a publish that Redis does not answer in this time is
+# given up (and logged), so a loop pass or a request never waits on a Redis restart.
+PUBLISH_TIMEOUT_S = 2.0
 
 Handler = Callable[["Envelope"], Awaitable[None]]
 
@@ -88,8 +91,8 @@ class EventBus:
     async def publish_safe(self, envelope: Envelope, channel: str | None = None) -> bool:
         """Publish, logging instead of raising: the sweep loops pick up what is lost."""
         try:
-            await self.publish(envelope, channel)
-        except (RedisError, OSError) as exc:
+            await asyncio.wait_for(self.publish(envelope, channel), PUBLISH_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as exc:
             log.warning(
                 "event not published; the sweep will catch up",
                 extra={
@@ -111,8 +114,8 @@ class EventBus:
                 for envelope, channel in items:
                     target = self.channel(channel or envelope.default_channel())
                     pipe.publish(target, envelope.model_dump_json())
-                await pipe.execute()
-        except (RedisError, OSError) as exc:
+                await asyncio.wait_for(pipe.execute(), PUBLISH_TIMEOUT_S)
+        except (RedisError, OSError, TimeoutError) as exc:
             log.warning(
                 "events not published; the sweep will catch up",
                 extra={"events": len(items), "error": str(exc)},

@@ -16,6 +16,7 @@ from inventiv_common.bus import (
     CMD_PROVISION,
     FINOPS_CHANNEL,
     ORCHESTRATOR_CHANNEL,
+    PUBLISH_TIMEOUT_S,
     Envelope,
     EventBus,
     commit_and_publish,
@@ -151,4 +152,31 @@ async def test_listener_reconnects_after_redis_restarts(tmp_path: Path) -> None:
             assert (await asyncio.wait_for(received.get(), 5)).correlation_id == "after"
     finally:
         redis.stop()
+        await bus.close()
+
+
+async def test_a_redis_that_never_answers_does_not_hold_a_publisher() -> None:
+    """A server that takes the connection and then says nothing (a Redis half-way
+    through a restart): publishing gives up after PUBLISH_TIMEOUT_S instead of holding
+    the loop pass or the request that published."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    bus = EventBus(f"redis://127.0.0.1:{port}/0")
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await bus.publish_safe(Envelope(type=CMD_PROVISION)) is False
+        pair = [(Envelope(type=CMD_PROVISION), None), (Envelope(type=CMD_PROVISION), None)]
+        assert await bus.publish_many_safe(pair) is False
+        elapsed = asyncio.get_running_loop().time() - started
+        assert accepted, "the client did reach the silent server"
+        assert elapsed < 3 * PUBLISH_TIMEOUT_S
+    finally:
+        for writer in accepted:
+            writer.close()
+        server.close()
         await bus.close()

@@ -91,8 +91,10 @@ class Platform:
             if current == status:
                 return seen
             time.sleep(0.1)
+        last = self.instance(instance_id)
+        worker = {k: v for k, v in last.items() if k.startswith("worker_") or k == "progress_steps"}
         raise AssertionError(
-            f"{instance_id} never reached {status}; saw {seen}\n"
+            f"{instance_id} never reached {status}; saw {seen}\nworker: {worker}\n"
             + "\n".join(o.output()[-3000:] for o in self.orchestrators)
         )
 
