@@ -3,9 +3,10 @@
 It validates the move against the transition table, records the step and progress,
 adds the action log and queues the live event, all in the caller's session; nothing
 is written until the caller commits, so several moves of one instance in one pass
-cost one UPDATE. The instance's `version` column makes that UPDATE conditional: if
-another process changed the row meanwhile, the flush raises StaleDataError and
-nothing is written.
+cost one UPDATE. Callers hold the instance's row lock (the lifecycle's claims), which
+is what keeps two writers apart; `version` counts the state changes. Because the
+UPDATE is not made conditional on the version, the instances a pass moves together
+are written in one batched statement instead of a round trip each.
 """
 
 from __future__ import annotations
@@ -133,6 +134,7 @@ def transition(
         raise TransitionError(f"{current.value} -> {target.value} is not allowed")
     now = datetime.now(UTC)
     instance.status = target.value
+    instance.version = (instance.version or 0) + 1
     if step is not None:
         record_step(instance, step, now)
     if target is S.ready:

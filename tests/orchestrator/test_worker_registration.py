@@ -11,54 +11,16 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inventiv_common.agent_checksum import expected_agent_checksum
-from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_session_factory
 from inventiv_common.db.models import ActionLog, Instance, WorkerAuthToken
-from inventiv_common.instance_secrets import ensure
-from inventiv_common.settings import DEV_SECRET_FALLBACK
 from inventiv_orchestrator.settings import OrchestratorSettings
 from inventiv_orchestrator.workers import service
 from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
+from tests.support import installing_instance
 
 SETTINGS = OrchestratorSettings(
     DATABASE_URL="postgresql://unused@127.0.0.1/unused", REDIS_URL="redis://127.0.0.1:6379/0"
 )
-
-
-async def _installing_instance(engine: AsyncEngine) -> tuple[uuid.UUID, str]:
-    """An instance whose server is up, waiting for its worker; and its bootstrap secret."""
-    async with engine.begin() as conn:
-        org = (
-            await conn.execute(
-                text("INSERT INTO organizations (name, slug) VALUES ('Reg', :slug) RETURNING id"),
-                {"slug": f"reg-{uuid.uuid4().hex[:8]}"},
-            )
-        ).scalar_one()
-        ids = (
-            await conn.execute(
-                text(
-                    "SELECT t.provider_id, t.id AS type_id, tz.zone_id, m.id AS model_id "
-                    "FROM instance_types t JOIN instance_type_zones tz "
-                    "ON tz.instance_type_id = t.id, models m "
-                    "WHERE t.code = 'MOCK-GPU-S' AND m.model_id = 'inventiv/mock-echo'"
-                )
-            )
-        ).one()
-    instance = Instance(
-        id=uuid.uuid4(),
-        organization_id=org,
-        provider_id=ids.provider_id,
-        instance_type_id=ids.type_id,
-        zone_id=ids.zone_id,
-        model_id=ids.model_id,
-        status="installing",
-        progress_steps=[],
-    )
-    secret = ensure(instance, KeyRing(DEV_SECRET_FALLBACK)).bootstrap_secret
-    async with make_session_factory(engine)() as session:
-        session.add(instance)
-        await session.commit()
-    return instance.id, secret
 
 
 async def _register(
@@ -80,7 +42,7 @@ async def _register(
 
 
 async def test_registration_does_not_wait_for_a_lifecycle_claim(engine: AsyncEngine) -> None:
-    instance_id, secret = await _installing_instance(engine)
+    instance_id, secret = await installing_instance(engine)
     async with engine.connect() as holder:
         # What a lifecycle loop holds while it moves a batch on.
         await holder.execute(
@@ -131,7 +93,7 @@ async def test_registration_does_not_wait_for_a_lifecycle_claim(engine: AsyncEng
 
 
 async def test_two_registrations_of_one_instance_leave_one_live_token(engine: AsyncEngine) -> None:
-    instance_id, secret = await _installing_instance(engine)
+    instance_id, secret = await installing_instance(engine)
     first, second = await asyncio.gather(
         _register(engine, instance_id, secret), _register(engine, instance_id, secret)
     )

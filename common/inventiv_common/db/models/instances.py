@@ -100,7 +100,8 @@ class Instance(Base):
     attempt_count: Mapped[int] = mapped_column(Integer, server_default=text("0"))
     next_attempt_at: Mapped[tstz | None]
     last_processed_at: Mapped[tstz | None]
-    # Optimistic concurrency: every state change bumps it and checks the old value.
+    # How many state changes the instance went through (transition() bumps it, under
+    # the row lock every lifecycle writer holds).
     version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
     created_at: Mapped[created_at_col]
@@ -111,7 +112,11 @@ class Instance(Base):
     terminated_at: Mapped[tstz | None]
     failed_at: Mapped[tstz | None]
 
-    __mapper_args__ = {"version_id_col": version, "eager_defaults": True}
+    # Server-made values are fetched after INSERT (RETURNING) but not after UPDATE, so
+    # the UPDATEs of many instances can go out as one executemany. updated_at is left
+    # expired on the object after an UPDATE (reading it would need a query); nothing
+    # reads it there.
+    __mapper_args__ = {"eager_defaults": "auto"}
 
 
 class InstanceVolume(Base):
