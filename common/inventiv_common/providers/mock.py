@@ -153,30 +153,29 @@ class MockProvider:
             if not new:
                 return found
             server_rows = [self._new_server(spec) for spec in new.values()]
+            # Parameters as a list (an executemany): the statement is compiled once and
+            # cached, where a many-row VALUES clause would be compiled on every batch.
             made = {
                 row.name: row
                 for row in await session.execute(
-                    insert(MOCK_SERVERS).values(server_rows).returning(*servers)
+                    insert(MOCK_SERVERS).returning(*servers), server_rows
                 )
             }
+            volume_rows = [
+                {
+                    "id": "vol-" + uuid.uuid4().hex[:12],
+                    "server_id": made[spec.name].id,
+                    "name": f"{spec.name}-boot",
+                    "zone": spec.zone,
+                    "size_gb": BOOT_VOLUME_GB,
+                    "volume_type": "b_ssd",
+                }
+                for spec in new.values()
+            ]
             boot_volumes = {
                 row.server_id: row
                 for row in await session.execute(
-                    insert(MOCK_VOLUMES)
-                    .values(
-                        [
-                            {
-                                "id": "vol-" + uuid.uuid4().hex[:12],
-                                "server_id": made[spec.name].id,
-                                "name": f"{spec.name}-boot",
-                                "zone": spec.zone,
-                                "size_gb": BOOT_VOLUME_GB,
-                                "volume_type": "b_ssd",
-                            }
-                            for spec in new.values()
-                        ]
-                    )
-                    .returning(*volumes)
+                    insert(MOCK_VOLUMES).returning(*volumes), volume_rows
                 )
             }
             await session.commit()

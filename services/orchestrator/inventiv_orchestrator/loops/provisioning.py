@@ -199,10 +199,12 @@ class ProvisioningLoop(Loop):
         ]
         if rows:
             # A retried create finds volumes already tracked: those are left as they are.
+            # Parameters as a list: compiled once and cached (see the Mock provider).
             await session.execute(
-                pg_insert(InstanceVolume)
-                .values(rows)
-                .on_conflict_do_nothing(constraint="uq_instance_volumes_provider_volume")
+                pg_insert(InstanceVolume).on_conflict_do_nothing(
+                    constraint="uq_instance_volumes_provider_volume"
+                ),
+                rows,
             )
 
     def _failed_attempt(self, session: AsyncSession, instance: Instance, exc: Exception) -> None:
