@@ -338,7 +338,10 @@ async def run() -> None:
         orchestrator.send_signal(signal.SIGINT)  # a clean stop (and the profile, if asked)
         orchestrator.wait(timeout=30)
 
-        # 3. one full reconcile pass (health sweep), timed in this process against the same database
+        # 3. one full reconcile pass (health sweep), timed in this process against the same
+        # database; the orchestrator is gone, so this process may use every core again.
+        if pinned:
+            os.sched_setaffinity(0, range(os.cpu_count() or 1))
         from inventiv_orchestrator.context import Context, build_providers
         from inventiv_orchestrator.loops.health import HealthLoop
         from inventiv_orchestrator.settings import OrchestratorSettings

@@ -43,6 +43,8 @@ PROBE_TIMEOUT_S = 2.0
 # than listing its whole inventory.
 INVENTORY_AT = 32
 SERVER_GONE = "the provider no longer has this server"
+# What was seen of an instance: its server (None: gone), worker reachable, worker ready.
+Observed = tuple[ProviderServer | None, bool, bool]
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,10 @@ class Inventory:
             self.servers = {}
             for provider in self.ctx.providers.values():
                 self.servers.update((s.provider_id, s) for s in await provider.list_servers())
+
+    def listed(self, server_id: str | None) -> ProviderServer | None:
+        """The server as listed this pass (None: not listed, or no listing)."""
+        return (self.servers or {}).get(server_id) if server_id else None
 
     async def server(self, provider_code: str, server_id: str | None) -> ProviderServer | None:
         if not server_id:
@@ -181,10 +187,7 @@ class HealthLoop(Loop):
         and apply what the fresh rows call for. Returns how many were looked at."""
         c = INSTANCES.c
         await inventory.prepare(len(rows))
-        facts = await asyncio.gather(*(self._observe(row, inventory) for row in rows))
-        observed: dict[uuid.UUID, tuple[ProviderServer | None, bool, bool]] = dict(
-            zip((row.id for row in rows), facts, strict=True)
-        )
+        observed = await self._observe_all(rows, inventory)
         now = datetime.now(UTC)
         changing = [row.id for row in rows if self.decide(row, *observed[row.id], now)]
         # Instances coming up are looked at every pass whatever their mark; settled ones
@@ -223,7 +226,7 @@ class HealthLoop(Loop):
     async def _move(
         self,
         ids: list[uuid.UUID],
-        observed: dict[uuid.UUID, tuple[ProviderServer | None, bool, bool]],
+        observed: dict[uuid.UUID, Observed],
         now: datetime,
     ) -> None:
         async with self.ctx.session_factory() as session:
@@ -243,15 +246,41 @@ class HealthLoop(Loop):
                 self._apply(session, instance, moves, now)
             await commit_and_publish(session, self.ctx.bus)
 
-    async def _observe(
-        self, row: Row[Any], inventory: Inventory
-    ) -> tuple[ProviderServer | None, bool, bool]:
-        server = await inventory.server(row.provider_code, row.provider_instance_id)
+    async def _observe_all(
+        self, rows: list[Row[Any]], inventory: Inventory
+    ) -> dict[uuid.UUID, Observed]:
+        """What each instance's server and worker say. Only the rows that need a
+        provider lookup or an HTTP probe get a task of their own: thousands of tasks
+        for answers already in hand cost more than the whole sweep."""
+        observed: dict[uuid.UUID, Observed] = {}
+        waiting: list[Row[Any]] = []
+        for row in rows:
+            listed = inventory.listed(row.provider_instance_id)
+            known = self._without_probe(row, listed) if listed is not None else None
+            if known is None:
+                waiting.append(row)
+            else:
+                observed[row.id] = known
+        facts = await asyncio.gather(*(self._observe(row, inventory) for row in waiting))
+        observed.update(zip((row.id for row in waiting), facts, strict=True))
+        return observed
+
+    @staticmethod
+    def _without_probe(row: Row[Any], server: ProviderServer | None) -> Observed | None:
+        """The facts when no probe is needed, else None."""
         if server is not None and server.running and server.details.get("runtime") == "simulated":
             # No process to probe: the (simulated) worker's heartbeats are the facts.
             return server, True, row.worker_phase == "ready"
         if server is None or not server.running or not server.ip_address or not server.health_port:
             return server, False, False
+        return None
+
+    async def _observe(self, row: Row[Any], inventory: Inventory) -> Observed:
+        server = await inventory.server(row.provider_code, row.provider_instance_id)
+        known = self._without_probe(row, server)
+        if known is not None:
+            return known
+        assert server is not None
         base = f"http://{server.ip_address}:{server.health_port}"
         try:
             reachable = (
