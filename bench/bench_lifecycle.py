@@ -429,10 +429,14 @@ async def run() -> None:
 
 def _postgres_processes() -> dict[str, psutil.Process]:
     """The PostgreSQL server's processes, when they run on this machine."""
-    found = [
-        p for p in psutil.process_iter(["name"]) if p.info["name"] in ("postgres", "postmaster")
-    ]
-    return {"postgres": found[0]} if found else {}
+    names = ("postgres", "postmaster")
+    for process in psutil.process_iter(["name"]):
+        try:
+            if process.info["name"] in names and process.parent().name() not in names:
+                return {"postgres": process}  # the postmaster: its children are the backends
+        except (psutil.Error, AttributeError):
+            continue
+    return {}
 
 
 def _cpu(process: psutil.Process) -> float:

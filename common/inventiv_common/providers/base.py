@@ -8,6 +8,7 @@ which only the orchestrator's lifecycle code changes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
@@ -83,6 +84,11 @@ class CloudProvider(Protocol):
     async def find_by_name(self, name: str) -> ProviderServer | None: ...
 
     async def terminate(self, provider_id: str) -> None: ...
+
+    async def get_many(self, provider_ids: Sequence[str]) -> list[ProviderServer]:
+        """Those of these servers the provider has (deleted ones included, as `get`
+        gives them): what a health pass asks, in one call instead of one per server."""
+        ...
 
     async def list_servers(self) -> list[ProviderServer]: ...
 

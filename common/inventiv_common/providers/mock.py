@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -255,6 +255,13 @@ class MockProvider:
                 return
             details = dict(row.details)
         await asyncio.to_thread(self.runtime.stop, details)
+
+    async def get_many(self, provider_ids: Sequence[str]) -> list[ProviderServer]:
+        async with self._session() as session:
+            rows = await session.execute(
+                select(*MOCK_SERVERS.c).where(MOCK_SERVERS.c.id.in_(list(provider_ids)))
+            )
+            return [self._server(row) for row in rows]
 
     async def list_servers(self) -> list[ProviderServer]:
         # Plain rows, not ORM objects: the health loop lists thousands of servers a pass.

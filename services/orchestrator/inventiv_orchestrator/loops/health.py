@@ -39,9 +39,6 @@ BATCH = 500
 WRITE_CHUNK = 25
 PARALLEL_WRITES = 4
 PROBE_TIMEOUT_S = 2.0
-# Below this many instances in a batch, asking the provider for each one is cheaper
-# than listing its whole inventory.
-INVENTORY_AT = 32
 SERVER_GONE = "the provider no longer has this server"
 # What was seen of an instance: its server (None: gone), worker reachable, worker ready.
 Observed = tuple[ProviderServer | None, bool, bool]
@@ -60,30 +57,34 @@ class Move:
 
 
 class Inventory:
-    """The providers' servers, listed at most once per pass and only when worth it."""
+    """The servers of the instances a pass looks at, asked of each provider in one
+    call per batch (not one per server, nor the provider's whole inventory)."""
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
-        self.servers: dict[str, ProviderServer] | None = None
+        self.servers: dict[str, ProviderServer] = {}
+        self.asked: set[str] = set()
 
-    async def prepare(self, batch_size: int) -> None:
-        if self.servers is None and batch_size >= INVENTORY_AT:
-            self.servers = {}
-            for provider in self.ctx.providers.values():
-                self.servers.update((s.provider_id, s) for s in await provider.list_servers())
+    async def prepare(self, rows: list[Row[Any]]) -> None:
+        wanted: dict[str, list[str]] = {}
+        for row in rows:
+            if row.provider_instance_id and row.provider_instance_id not in self.asked:
+                wanted.setdefault(row.provider_code, []).append(row.provider_instance_id)
+        for code, ids in wanted.items():
+            found = await self.ctx.provider(code).get_many(ids)
+            self.servers.update((server.provider_id, server) for server in found)
+            self.asked.update(ids)
 
     def listed(self, server_id: str | None) -> ProviderServer | None:
-        """The server as listed this pass (None: not listed, or no listing)."""
-        return (self.servers or {}).get(server_id) if server_id else None
+        """The server as found this pass (None: not asked, or gone)."""
+        return self.servers.get(server_id) if server_id else None
 
     async def server(self, provider_code: str, server_id: str | None) -> ProviderServer | None:
         if not server_id:
             return None
-        found = (self.servers or {}).get(server_id)
-        if found is None:
-            # Not listed (created since, or a small batch), or really gone: ask.
-            found = await self.ctx.provider(provider_code).get(server_id)
-        return found
+        if server_id in self.asked:
+            return self.servers.get(server_id)  # asked this pass: absent means gone
+        return await self.ctx.provider(provider_code).get(server_id)
 
 
 class HealthLoop(Loop):
@@ -186,7 +187,7 @@ class HealthLoop(Loop):
         registrations or API writes must not wait on them), then lock only what is free
         and apply what the fresh rows call for. Returns how many were looked at."""
         c = INSTANCES.c
-        await inventory.prepare(len(rows))
+        await inventory.prepare(rows)
         observed = await self._observe_all(rows, inventory)
         now = datetime.now(UTC)
         changing = [row.id for row in rows if self.decide(row, *observed[row.id], now)]
