@@ -75,6 +75,13 @@ async def generate(conn: asyncpg.Connection, end: datetime) -> uuid.UUID:
         "FROM instances i JOIN instance_types t ON t.id = i.instance_type_id "
         "JOIN zones z ON z.id = i.zone_id WHERE i.organization_id = $1"
     )
+    # Every instance of the organization, for every minute of the day from $2 to $3.
+    every_minute = (
+        "FROM instances i JOIN instance_types t ON t.id = i.instance_type_id "
+        "JOIN zones z ON z.id = i.zone_id CROSS JOIN generate_series($2::timestamptz, "
+        "$3::timestamptz - interval '1 minute', interval '1 minute') m "
+        "WHERE i.organization_id = $1"
+    )
     # Secondary indexes are built once at the end: much faster than row by row.
     indexes = await conn.fetch(
         "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'finops' "
@@ -88,10 +95,7 @@ async def generate(conn: asyncpg.Connection, end: datetime) -> uuid.UUID:
         await conn.execute(
             "INSERT INTO finops.cost_actual_minute (instance_id, bucket_minute, organization_id, "
             f"provider_id, region_id, zone_id, instance_type_id, cost_eur) SELECT i.id, m, {dims}, "
-            "round(t.cost_per_hour_eur / 60, 10) FROM instances i "
-            "JOIN instance_types t ON t.id = i.instance_type_id JOIN zones z ON z.id = i.zone_id "
-            "CROSS JOIN generate_series($2::timestamptz, $3::timestamptz - interval '1 minute', "
-            "interval '1 minute') m WHERE i.organization_id = $1",
+            f"round(t.cost_per_hour_eur / 60, 10) {every_minute}",
             org,
             lo,
             lo + timedelta(days=1),
@@ -100,10 +104,7 @@ async def generate(conn: asyncpg.Connection, end: datetime) -> uuid.UUID:
             "INSERT INTO finops.cost_cumulative_minute (instance_id, bucket_minute, "
             "organization_id, provider_id, region_id, zone_id, instance_type_id, "
             f"cumulative_cost_eur) SELECT i.id, m, {dims}, round(t.cost_per_hour_eur * "
-            "(extract(epoch FROM m - $4::timestamptz) / 60 + 1) / 60, 10) FROM instances i "
-            "JOIN instance_types t ON t.id = i.instance_type_id JOIN zones z ON z.id = i.zone_id "
-            "CROSS JOIN generate_series($2::timestamptz, $3::timestamptz - interval '1 minute', "
-            "interval '1 minute') m WHERE i.organization_id = $1",
+            f"(extract(epoch FROM m - $4::timestamptz) / 60 + 1) / 60, 10) {every_minute}",
             org,
             lo,
             lo + timedelta(days=1),

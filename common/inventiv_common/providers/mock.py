@@ -214,9 +214,8 @@ class MockProvider:
         return self._server(row)
 
     async def get(self, provider_id: str) -> ProviderServer | None:
-        async with self._session() as session:
-            row = await session.get(MockServer, provider_id)
-            return self._server(row) if row else None
+        found = await self.get_many([provider_id])
+        return found[0] if found else None
 
     async def terminate(self, provider_id: str) -> None:
         async with self._session() as session:

@@ -35,9 +35,6 @@ INSTANCES = cast(Table, Instance.__table__)
 WATCHED = (S.booting, S.installing, S.starting, S.ready, S.unhealthy)
 COMING_UP = (S.booting, S.installing, S.starting)
 BATCH = 500
-# Instances moved per transaction, and transactions side by side (see `_judge`).
-WRITE_CHUNK = 25
-PARALLEL_WRITES = 4
 PROBE_TIMEOUT_S = 2.0
 SERVER_GONE = "the provider no longer has this server"
 # What was seen of an instance: its server (None: gone), worker reachable, worker ready.
@@ -63,28 +60,19 @@ class Inventory:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.servers: dict[str, ProviderServer] = {}
-        self.asked: set[str] = set()
 
     async def prepare(self, rows: list[Row[Any]]) -> None:
         wanted: dict[str, list[str]] = {}
         for row in rows:
-            if row.provider_instance_id and row.provider_instance_id not in self.asked:
+            if row.provider_instance_id:
                 wanted.setdefault(row.provider_code, []).append(row.provider_instance_id)
         for code, ids in wanted.items():
             found = await self.ctx.provider(code).get_many(ids)
             self.servers.update((server.provider_id, server) for server in found)
-            self.asked.update(ids)
 
-    def listed(self, server_id: str | None) -> ProviderServer | None:
-        """The server as found this pass (None: not asked, or gone)."""
+    def server(self, server_id: str | None) -> ProviderServer | None:
+        """The server as found by `prepare` (None: none, or the provider has it no more)."""
         return self.servers.get(server_id) if server_id else None
-
-    async def server(self, provider_code: str, server_id: str | None) -> ProviderServer | None:
-        if not server_id:
-            return None
-        if server_id in self.asked:
-            return self.servers.get(server_id)  # asked this pass: absent means gone
-        return await self.ctx.provider(provider_code).get(server_id)
 
 
 class HealthLoop(Loop):
@@ -211,17 +199,8 @@ class HealthLoop(Loop):
                     .values(last_processed_at=now)
                 )
                 await session.commit()
-        # Each instance that changes costs an UPDATE of its own (the version check), a
-        # round trip that waits its turn on a busy event loop: a fleet coming up moves
-        # hundreds at once, so they are written in a few transactions side by side.
-        chunks = [changing[i : i + WRITE_CHUNK] for i in range(0, len(changing), WRITE_CHUNK)]
-        for start in range(0, len(chunks), PARALLEL_WRITES):
-            await asyncio.gather(
-                *(
-                    self._move(chunk, observed, now)
-                    for chunk in chunks[start : start + PARALLEL_WRITES]
-                )
-            )
+        if changing:
+            await self._move(changing, observed, now)
         return len(rows)
 
     async def _move(
@@ -250,38 +229,34 @@ class HealthLoop(Loop):
     async def _observe_all(
         self, rows: list[Row[Any]], inventory: Inventory
     ) -> dict[uuid.UUID, Observed]:
-        """What each instance's server and worker say. Only the rows that need a
-        provider lookup or an HTTP probe get a task of their own: thousands of tasks
-        for answers already in hand cost more than the whole sweep."""
+        """What each instance's server and worker say. Only the rows whose worker must
+        be probed over HTTP get a task of their own: thousands of tasks for answers
+        already in hand cost more than the whole sweep."""
         observed: dict[uuid.UUID, Observed] = {}
-        waiting: list[Row[Any]] = []
+        probed: list[tuple[uuid.UUID, ProviderServer]] = []
         for row in rows:
-            listed = inventory.listed(row.provider_instance_id)
-            known = self._without_probe(row, listed) if listed is not None else None
-            if known is None:
-                waiting.append(row)
+            server = inventory.server(row.provider_instance_id)
+            if (
+                server is not None
+                and server.running
+                and server.details.get("runtime") == "simulated"
+            ):
+                # No process to probe: the (simulated) worker's heartbeats are the facts.
+                observed[row.id] = (server, True, row.worker_phase == "ready")
+            elif (
+                server is None
+                or not server.running
+                or not server.ip_address
+                or not server.health_port
+            ):
+                observed[row.id] = (server, False, False)
             else:
-                observed[row.id] = known
-        facts = await asyncio.gather(*(self._observe(row, inventory) for row in waiting))
-        observed.update(zip((row.id for row in waiting), facts, strict=True))
+                probed.append((row.id, server))
+        facts = await asyncio.gather(*(self._probe(server) for _, server in probed))
+        observed.update(zip((instance_id for instance_id, _ in probed), facts, strict=True))
         return observed
 
-    @staticmethod
-    def _without_probe(row: Row[Any], server: ProviderServer | None) -> Observed | None:
-        """The facts when no probe is needed, else None."""
-        if server is not None and server.running and server.details.get("runtime") == "simulated":
-            # No process to probe: the (simulated) worker's heartbeats are the facts.
-            return server, True, row.worker_phase == "ready"
-        if server is None or not server.running or not server.ip_address or not server.health_port:
-            return server, False, False
-        return None
-
-    async def _observe(self, row: Row[Any], inventory: Inventory) -> Observed:
-        server = await inventory.server(row.provider_code, row.provider_instance_id)
-        known = self._without_probe(row, server)
-        if known is not None:
-            return known
-        assert server is not None
+    async def _probe(self, server: ProviderServer) -> Observed:
         base = f"http://{server.ip_address}:{server.health_port}"
         try:
             reachable = (

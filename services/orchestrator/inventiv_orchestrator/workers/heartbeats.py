@@ -3,10 +3,9 @@
 Each heartbeat replaces the previous one of its instance in the buffer; every flush
 writes one UPDATE for all instances (one more for workers that just registered) and
 one INSERT per sample table, so thousands of workers cost a few statements a second,
-not one transaction per heartbeat. A heartbeat
-whose phase differs from the last one seen (a worker that just became ready, or is
-draining) is written at once and wakes whoever waits for it: state changes are not
-held back by batching.
+not one transaction per heartbeat. A heartbeat whose phase differs from the last one
+seen (a worker that just became ready, or is draining), and a registration, are written
+at once and wake whoever waits for them: state changes are not held back by batching.
 """
 
 from __future__ import annotations

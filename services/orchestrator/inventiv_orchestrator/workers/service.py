@@ -93,7 +93,7 @@ def _registration_statements() -> tuple[Select[Any], Insert]:
     # fleet's registrations must not queue behind it. The commit need not wait for the
     # disk: a registration lost in a database crash costs the worker one more, as its
     # heartbeats then get 401 and it registers again. (Both ride along in the read.)
-    lock = select(
+    read = select(
         c.id,
         c.status,
         c.organization_id,
@@ -123,13 +123,13 @@ def _registration_statements() -> tuple[Select[Any], Insert]:
             .cte("issued"),
         )
     )
-    return lock, write
+    return read, write
 
 
 LOG_COLUMNS = tuple(action_values("", component=""))
 # The advisory lock space of registrations (a seed for hashing instance ids into it).
 REGISTRATION_LOCK = 0x5245_4749
-LOCK_INSTANCE, WRITE_REGISTRATION = _registration_statements()
+READ_FOR_REGISTRATION, WRITE_REGISTRATION = _registration_statements()
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ async def register(
         instance_id = uuid.UUID(str(body.get("instance_id")))
     except ValueError:
         raise WorkerAuthError(400, "instance_id must be a UUID") from None
-    instance = (await session.execute(LOCK_INSTANCE, {"p_instance": instance_id})).first()
+    instance = (await session.execute(READ_FOR_REGISTRATION, {"p_instance": instance_id})).first()
     # Unknown instance and wrong secret look the same to the caller.
     if instance is None or not instance_secrets.hash_matches(
         instance.bootstrap_secret_hash, bootstrap_secret
