@@ -246,6 +246,8 @@ def run_dev() -> int:
         env.update(platform.start_data_services())
         env["AUTO_SEED_CATALOG"] = "0"  # seeded just below, once, before the services start
         env.setdefault("ORCHESTRATOR_URL", f"http://127.0.0.1:{SERVICES[1].port}")
+        # Workers reach the control plane through the api, wherever API_PORT put it.
+        env.setdefault("WORKER_CONTROL_PLANE_URL", f"http://127.0.0.1:{SERVICES[0].port}")
         platform.prepare_database(env["DATABASE_URL"])
         for spec in SERVICES:
             platform.spawn(spec, env)
