@@ -34,9 +34,12 @@ class Instance(Base):
     __table_args__ = (
         CheckConstraint(STATUS_CHECK_SQL, name="status"),
         CheckConstraint("progress_percent BETWEEN 0 AND 100", name="progress_range"),
-        # The loops claim work oldest-processed first among live instances.
-        Index("ix_instances_status_last_processed", "status", "last_processed_at"),
+        # Only `status`: every live row is rewritten by heartbeats and health marks, and
+        # an indexed last_processed_at would turn each of those into index writes (no HOT
+        # update). The claim loops sort the few rows of one status in memory.
+        Index("ix_instances_status", "status"),
         Index("ix_instances_org_archived", "organization_id", "is_archived"),
+        {"postgresql_with": {"fillfactor": 75}},
     )
 
     id: Mapped[uuid.UUID] = uuid_pk()

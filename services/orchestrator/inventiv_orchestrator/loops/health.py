@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import httpx
-from sqlalchemy import ColumnElement, Row, Table, and_, or_, select, true, update
+from sqlalchemy import ColumnElement, Row, Table, and_, case, null, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
@@ -155,7 +155,12 @@ class HealthLoop(Loop):
                         c.worker_status,
                         c.worker_last_heartbeat,
                         c.created_at,
-                        c.progress_steps,
+                        # Steps are recorded only while coming up; decoding the JSON of
+                        # every settled row was most of a sweep's reading time.
+                        case(
+                            (c.status.in_([s.value for s in COMING_UP]), c.progress_steps),
+                            else_=null(),
+                        ).label("progress_steps"),
                         Provider.code.label("provider_code"),
                     )
                     .join(Provider, Provider.id == c.provider_id)
@@ -297,11 +302,13 @@ class HealthLoop(Loop):
             now - row.worker_last_heartbeat <= self.heartbeat_window
         )
         phase = row.worker_phase
-        done = {entry.get("step") for entry in row.progress_steps or []}
+        coming_up = status in COMING_UP
+        done = {entry.get("step") for entry in row.progress_steps or []} if coming_up else set()
         moves: list[Move] = []
 
         def step(name: str) -> None:
-            if name not in done:
+            # Progress steps tell how an instance came up; settled ones record none.
+            if coming_up and name not in done:
                 done.add(name)
                 moves.append(Move(step=name))
 
