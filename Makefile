@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 COMPOSE ?= docker compose --env-file $(or $(wildcard env/dev.env),env/dev.env.example)
 API_PORT ?= 8003
 
-.PHONY: help install dev test test-only lint fmt bench lock up down nuke logs api-expose clean
+.PHONY: help install dev test test-only lint fmt bench lock up down nuke logs api-expose clean \
+	mock-runtimes worker-attach worker-detach mock-runtime-sync
 
 help:
 	@echo "make dev      run the whole platform locally (embedded PostgreSQL/Redis if unset)"
@@ -16,6 +17,8 @@ help:
 	@echo "make lint     ruff, ruff format --check, mypy, import-linter"
 	@echo "make fmt      format and auto-fix"
 	@echo "make bench    run the benchmarks in bench/"
+	@echo "make mock-runtimes | mock-runtime-sync | worker-attach | worker-detach"
+	@echo "               Mock runtimes (INSTANCE_ID=<uuid> for attach and detach)"
 	@echo "make up|down|nuke|logs|api-expose   Docker Compose stack"
 
 $(STAMP): pyproject.toml constraints.txt
@@ -50,6 +53,17 @@ fmt: install
 bench: install
 	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python -m bench
+
+# --- Mock runtimes (beside `make dev`, or with DATABASE_URL set) -----------------
+mock-runtimes: install
+	$(BIN)/inventiv mock-runtimes
+
+mock-runtime-sync: install
+	$(BIN)/inventiv mock-runtime-sync
+
+worker-attach worker-detach: install
+	@test -n "$(INSTANCE_ID)" || { echo "usage: INSTANCE_ID=<uuid> make $@" >&2; exit 2; }
+	$(BIN)/inventiv $@ $(INSTANCE_ID)
 
 # Re-pin every dependency to what resolves today (review the diff before committing).
 lock:

@@ -19,7 +19,7 @@ from tests.support import clean_env, free_port
 
 
 class DevRun:
-    def __init__(self, home: Path, ports: dict[str, int]) -> None:
+    def __init__(self, home: Path, ports: dict[str, int], **extra_env: str) -> None:
         self.home = home
         self.ports = ports
         env = clean_env(
@@ -27,6 +27,7 @@ class DevRun:
             API_PORT=str(ports["api"]),
             ORCHESTRATOR_PORT=str(ports["orchestrator"]),
             FINOPS_PORT=str(ports["finops"]),
+            **extra_env,
         )
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "inventiv_common.cli", "dev"],
@@ -58,6 +59,12 @@ class DevRun:
                 return line
         raise AssertionError(f"never saw {needle!r}:\n" + "\n".join(self.lines[-60:]))
 
+    def drain(self) -> list[str]:
+        """Every line printed so far."""
+        while not self._queue.empty():
+            self.lines.append(self._queue.get())
+        return self.lines
+
     def stop(self) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -71,8 +78,7 @@ class DevRun:
             self.proc.kill()
             self.proc.wait()
             code = None
-        while not self._queue.empty():
-            self.lines.append(self._queue.get())
+        self.drain()
         assert code is not None, (
             "did not stop within 60 s:\n" + "\n".join(self.lines[-80:]) + "\n" + stacks
         )
@@ -147,3 +153,81 @@ def test_dev_names_a_busy_port_in_one_line(dev_home: Path) -> None:
         f"inventiv dev: port {ports['finops']} on 127.0.0.1 is already in use "
         "(set FINOPS_PORT to another port)"
     ]
+
+
+def test_operator_commands_beside_dev_need_nothing_exported(dev_home: Path) -> None:
+    """From another shell, with only the dev home known, the Mock runtime commands reach
+    the embedded database, open the instance's secrets with the generated key and point
+    a re-attached worker at the api wherever API_PORT put it."""
+    ports = {name: free_port() for name in ("api", "orchestrator", "finops")}
+    run = DevRun(dev_home, ports, WORKER_HEARTBEAT_INTERVAL_S="0.5", LOOP_INTERVAL_S="0.3")
+    instance_id = ""
+
+    def inventiv(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "inventiv_common.cli", *args],
+            env=clean_env(INVENTIV_HOME=str(dev_home)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    try:
+        run.wait_for_line("all services ready")
+        shared = dev_home / "dev.env"
+        assert shared.stat().st_mode & 0o777 == 0o600
+        password = (dev_home / "secrets" / "default_admin_password").read_text().strip()
+        key = (dev_home / "secrets" / "provider_settings_key").read_text().strip()
+        # Addresses and file paths only: no secret's value is written down.
+        assert password not in shared.read_text()
+        assert key not in shared.read_text()
+        assert inventiv("mock-runtimes").strip().endswith("0 mock server(s)")
+
+        base = f"http://127.0.0.1:{ports['api']}"
+        with httpx.Client(base_url=base, headers={"Origin": base}, timeout=10) as api:
+            assert api.post(
+                "/auth/login", json={"username": "admin", "password": password}
+            ).is_success
+            model = next(
+                m for m in api.get("/models").json() if m["model_id"] == "inventiv/mock-echo"
+            )
+            offer = next(t for t in api.get("/instance_types").json() if t["code"] == "MOCK-GPU-S")
+            zone = api.get(f"/instance_types/{offer['id']}/zones").json()[0]
+            deployed = api.post(
+                "/deployments",
+                json={
+                    "model_id": model["id"],
+                    "zone_id": zone["id"],
+                    "instance_type_id": offer["id"],
+                },
+            )
+            assert deployed.status_code == 202, deployed.text
+            instance_id = deployed.json()["id"]
+
+            def wait_status(status: str) -> None:
+                deadline = time.monotonic() + 60
+                while api.get(f"/instances/{instance_id}").json()["status"] != status:
+                    assert time.monotonic() < deadline, f"never {status}: " + "\n".join(
+                        run.drain()[-40:]
+                    )
+                    time.sleep(0.2)
+
+            wait_status("ready")
+            assert instance_id in inventiv("mock-runtimes")
+            assert "detached" in inventiv("worker-detach", instance_id)
+            wait_status("unhealthy")
+            assert "attached" in inventiv("worker-attach", instance_id)
+            wait_status("ready")
+            assert api.delete(f"/instances/{instance_id}").status_code == 202
+            wait_status("terminated")
+    finally:
+        assert run.stop() == 0
+    assert not (dev_home / "dev.env").exists()
+    leftovers = [
+        p.pid
+        for p in psutil.process_iter(["environ"])
+        if (p.info.get("environ") or {}).get("INSTANCE_ID") == instance_id
+    ]
+    assert instance_id and leftovers == []

@@ -110,6 +110,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.command != "dev":
+        from inventiv_common.cli import dev_env
+
+        # Run beside `make dev`, the operator commands need nothing exported.
+        dev_env.apply_defaults(dev_env.home())
     try:
         if args.command == "dev":
             from inventiv_common.cli.dev import run_dev

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import httpx
 
+from inventiv_common.cli import dev_env
 from inventiv_common.cli.embedded import EmbeddedPostgres, EmbeddedRedis
 from inventiv_common.settings import ConfigError
 from inventiv_common.web import ensure_port_free
@@ -222,7 +223,7 @@ class DevPlatform:
 
 
 def run_dev() -> int:
-    home = Path(os.environ.get("INVENTIV_HOME", ".inventiv")).resolve()
+    home = dev_env.home()
     bind_host = os.environ.get("BIND_HOST", "127.0.0.1")
     for spec in SERVICES:
         ensure_port_free(bind_host, spec.port, spec.port_env)  # ConfigError: one line
@@ -249,6 +250,9 @@ def run_dev() -> int:
         # Workers reach the control plane through the api, wherever API_PORT put it.
         env.setdefault("WORKER_CONTROL_PLANE_URL", f"http://127.0.0.1:{SERVICES[0].port}")
         platform.prepare_database(env["DATABASE_URL"])
+        # The operator's own DATABASE_URL may carry a password: it is not written down.
+        shared = {**env, "DATABASE_URL": "" if platform.postgres is None else env["DATABASE_URL"]}
+        dev_env.write(home, shared)
         for spec in SERVICES:
             platform.spawn(spec, env)
         if platform.wait_ready():
@@ -263,6 +267,7 @@ def run_dev() -> int:
         print(f"inventiv dev: {exc}", file=sys.stderr)
         platform.exit_code = 2
     finally:
+        dev_env.remove(home)
         platform.stop()
     return platform.exit_code
 

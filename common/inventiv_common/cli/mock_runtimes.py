@@ -10,6 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from inventiv_common import instance_secrets
+from inventiv_common.cli import dev_env
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_engine, make_session_factory
 from inventiv_common.db.models import Instance, Model
@@ -33,7 +34,7 @@ def _keyring() -> KeyRing:
 async def run(command: str, instance_id: str | None, database_url: str) -> list[str]:
     engine = make_engine(database_url, pool_size=2, app_name="inventiv-cli")
     sessions = make_session_factory(engine)
-    home = Path(os.environ.get("INVENTIV_HOME", ".inventiv")).resolve()  # noqa: ASYNC240
+    home = dev_env.home()
     runtime = build_runtime(
         os.environ.get("MOCK_RUNTIME", "process"),
         home=home,
@@ -86,6 +87,7 @@ async def run(command: str, instance_id: str | None, database_url: str) -> list[
                     f"{server.provider_id}  {server.name}  {server.status:8} {owner}  "
                     f"health_port={server.health_port}"
                 )
+            lines.append(f"{len(servers)} mock server(s)")
         elif command == "worker-attach":
             assert instance_id is not None
             await attach(str(uuid.UUID(instance_id)))
