@@ -15,7 +15,7 @@ from typing import Any, cast
 from sqlalchemy import Row, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from inventiv_common.db.models import InstanceType, MockServer, MockVolume, Provider
+from inventiv_common.db.models import MockServer, MockVolume
 from inventiv_common.providers.base import (
     CatalogType,
     ProviderError,
@@ -28,6 +28,12 @@ from inventiv_common.providers.mock_runtime import Runtime
 BOOT_VOLUME_GB = 20
 # Database sessions the Mock provider may hold at once (the pool has DB_POOL_SIZE).
 DB_SLOTS = 4
+# What the Mock "cloud" sells, as a provider's catalog API would answer (the seed
+# starts the database with the same offers).
+MOCK_CATALOG = (
+    CatalogType("MOCK-GPU-S", Decimal("0.100000"), ("local-1",)),
+    CatalogType("MOCK-GPU-L", Decimal("0.500000"), ("local-1",)),
+)
 MOCK_SERVERS = cast(Table, MockServer.__table__)
 MOCK_VOLUMES = cast(Table, MockVolume.__table__)
 
@@ -41,9 +47,11 @@ class MockProvider:
         runtime: Runtime,
         *,
         fail_creates: int = 0,
+        catalog: Sequence[CatalogType] = MOCK_CATALOG,
     ) -> None:
         self.session_factory = session_factory
         self.runtime = runtime
+        self.catalog = tuple(catalog)
         # Test hook: the next N creates fail as a cloud API outage would.
         self.fail_creates = fail_creates
         # A cloud API answers without touching our database; this stand-in keeps its
@@ -287,14 +295,7 @@ class MockProvider:
             await session.commit()
 
     async def sync_catalog(self) -> list[CatalogType]:
-        # The mock's catalog is what the seed put in the database.
-        async with self._session() as session:
-            rows = await session.scalars(
-                select(InstanceType)
-                .join(Provider, Provider.id == InstanceType.provider_id)
-                .where(Provider.code == self.code)
-            )
-            return [CatalogType(t.code, Decimal(t.cost_per_hour_eur), ("local-1",)) for t in rows]
+        return list(self.catalog)
 
     async def check_credentials(self) -> bool:
         return True

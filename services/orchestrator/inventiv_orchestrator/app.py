@@ -28,8 +28,10 @@ from inventiv_common.web import (
 )
 from inventiv_orchestrator.context import Context, build_providers
 from inventiv_orchestrator.loops.base import Loop
+from inventiv_orchestrator.loops.catalog import CatalogLoop
 from inventiv_orchestrator.loops.health import HealthLoop
 from inventiv_orchestrator.loops.provisioning import ProvisioningLoop
+from inventiv_orchestrator.loops.storage import StorageLoop
 from inventiv_orchestrator.loops.terminator import TerminatorLoop
 from inventiv_orchestrator.loops.watchdog import WatchdogLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
@@ -59,11 +61,14 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         # What the last flush interval received is written before the pool closes.
         resources.on_shutdown.append(lambda: heartbeats.flush(resources.session_factory))
         health = HealthLoop(ctx)
+        catalog = CatalogLoop(ctx, settings.catalog_sync_interval_s)
         loops.update(
             provisioning=ProvisioningLoop(ctx),
             health=health,
             terminator=TerminatorLoop(ctx),
             watchdog=WatchdogLoop(ctx, settings.watchdog_interval_s),
+            storage=StorageLoop(ctx, settings.watchdog_interval_s),
+            catalog=catalog,
         )
 
         def waking(*names: str):
@@ -75,14 +80,17 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
 
         async def reconcile(envelope: Envelope) -> None:
             health.request_sweep()  # every instance, not only those that look in trouble
-            await waking("provisioning", "terminator", "watchdog")(envelope)
+            await waking("provisioning", "terminator", "watchdog", "storage")(envelope)
+
+        async def sync_catalog(envelope: Envelope) -> None:
+            catalog.request(envelope.organization_id)  # its outcome goes to that workspace
 
         # A command only wakes the loop that owns the work: the loop finds it in the
         # database, so a lost command delays it by one interval at most.
         dispatcher.register(CMD_PROVISION, waking("provisioning"))
         dispatcher.register(CMD_TERMINATE, waking("terminator"))
         dispatcher.register(CMD_RECONCILE, reconcile)
-        dispatcher.register(CMD_SYNC_CATALOG, waking("health"))
+        dispatcher.register(CMD_SYNC_CATALOG, sync_catalog)
         for name, loop in loops.items():
             resources.spawn(loop.run(stop), name=f"loop:{name}")
         resources.spawn(

@@ -29,7 +29,12 @@ class OrchestratorSettings(CommonSettings):
     health_sweep_interval_s: float = Field(
         default=30.0, gt=0, validation_alias="HEALTH_SWEEP_INTERVAL_S"
     )
+    # Servers and volumes at the providers are reconciled with the database this often.
     watchdog_interval_s: float = Field(default=30.0, gt=0, validation_alias="WATCHDOG_INTERVAL_S")
+    # Instance type prices and zone offers are refreshed from each provider this often.
+    catalog_sync_interval_s: float = Field(
+        default=3600.0, gt=0, validation_alias="CATALOG_SYNC_INTERVAL_S"
+    )
     provision_max_attempts: int = Field(default=5, ge=1, validation_alias="PROVISION_MAX_ATTEMPTS")
     provision_retry_base_s: float = Field(
         default=2.0, gt=0, validation_alias="PROVISION_RETRY_BASE_S"

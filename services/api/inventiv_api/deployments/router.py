@@ -9,10 +9,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from inventiv_api.audit import service as audit
 from inventiv_api.deployments import service
 from inventiv_api.deps import BusDep, KeyRingDep, SessionDep
 from inventiv_api.organizations.service import current_org_id
-from inventiv_api.resources.schemas import InstanceOut
+from inventiv_api.resources.schemas import InstanceOut, VolumeOut
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
 from inventiv_common.bus import CMD_RECONCILE, CMD_SYNC_CATALOG, Envelope, commit_and_publish
@@ -77,6 +78,41 @@ async def archive_instance(
     instance = await service.archive(session=session, principal=principal, instance_id=instance_id)
     await session.commit()
     return InstanceOut.model_validate(instance)
+
+
+class VolumeRetention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delete_on_terminate: bool
+
+
+@router.put("/instances/{instance_id}/volumes/{volume_id}", response_model=VolumeOut)
+async def set_volume_retention(
+    instance_id: uuid.UUID,
+    volume_id: uuid.UUID,
+    body: VolumeRetention,
+    principal: Operator,
+    request: Request,
+    session: SessionDep,
+) -> VolumeOut:
+    volume = await service.set_volume_retention(
+        session=session,
+        principal=principal,
+        instance_id=instance_id,
+        volume_id=volume_id,
+        delete_on_terminate=body.delete_on_terminate,
+    )
+    audit.record(
+        session=session,
+        request=request,
+        action="instance.volume_retention",
+        principal=principal,
+        resource_type="instance",
+        resource_id=instance_id,
+        details={"volume": volume.provider_volume_id, **body.model_dump()},
+    )
+    await session.commit()
+    return VolumeOut.model_validate(volume)
 
 
 @router.post("/reconcile", status_code=202)

@@ -17,7 +17,14 @@ from inventiv_api.security.principal import Principal
 from inventiv_common import actions, instance_secrets
 from inventiv_common.bus import CMD_PROVISION, Envelope, publish_after_commit
 from inventiv_common.crypto import KeyRing
-from inventiv_common.db.models import Instance, InstanceType, InstanceTypeZone, Region, Zone
+from inventiv_common.db.models import (
+    Instance,
+    InstanceType,
+    InstanceTypeZone,
+    InstanceVolume,
+    Region,
+    Zone,
+)
 from inventiv_common.finops import cap_reached, utcnow
 from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
 from inventiv_common.transitions import log_action, record_step, request_termination
@@ -53,7 +60,12 @@ async def create(
             .join(InstanceTypeZone, InstanceTypeZone.instance_type_id == InstanceType.id)
             .join(Zone, Zone.id == InstanceTypeZone.zone_id)
             .join(Region, Region.id == Zone.region_id)
-            .where(InstanceType.id == instance_type_id, Zone.id == zone_id)
+            .where(
+                InstanceType.id == instance_type_id,
+                Zone.id == zone_id,
+                # Withdrawn by the provider (catalog sync): no new deployment there.
+                InstanceTypeZone.is_available,
+            )
         )
     ).one_or_none()
     if offer is None:
@@ -156,3 +168,45 @@ async def archive(
         await session.flush()
         await session.refresh(instance)
     return instance
+
+
+async def set_volume_retention(
+    *,
+    session: AsyncSession,
+    principal: Principal,
+    instance_id: uuid.UUID,
+    volume_id: uuid.UUID,
+    delete_on_terminate: bool,
+) -> InstanceVolume:
+    """Keep a volume past its instance's termination, or let it go with it. Decided
+    before termination starts: the instance row is locked as the terminator locks it,
+    so the choice is never made while its volumes are being deleted."""
+    instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
+    status = await session.scalar(
+        select(Instance.status)
+        .where(Instance.id == instance.id)
+        .with_for_update(key_share=True)
+        .execution_options(populate_existing=True)
+    )
+    volume = await session.scalar(
+        select(InstanceVolume).where(
+            InstanceVolume.id == volume_id, InstanceVolume.instance_id == instance.id
+        )
+    )
+    if volume is None:
+        raise not_found("volume")
+    if status not in LIVE_VOLUME_STATES or volume.deleted_at is not None:
+        raise conflict(
+            "volume_settled",
+            f"the instance is {status}: its volumes are already being deleted or kept",
+        )
+    volume.delete_on_terminate = delete_on_terminate
+    return volume
+
+
+# Before termination: afterwards the terminator has decided each volume's fate.
+LIVE_VOLUME_STATES = {
+    s.value
+    for s in InstanceStatus
+    if s not in (InstanceStatus.terminating, InstanceStatus.terminated, InstanceStatus.failed)
+}

@@ -16,6 +16,7 @@ from inventiv_api.resources.schemas import (
     InstanceOut,
     InstancePage,
     ModelOut,
+    VolumeOut,
 )
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
@@ -49,6 +50,14 @@ async def get_instance(
 ) -> InstanceOut:
     row = await service.get_instance(session=session, principal=principal, instance_id=instance_id)
     return InstanceOut.model_validate(row)
+
+
+@router.get("/instances/{instance_id}/volumes", response_model=list[VolumeOut])
+async def list_instance_volumes(
+    instance_id: uuid.UUID, principal: InstanceReader, session: SessionDep
+) -> list[VolumeOut]:
+    rows = await service.list_volumes(session=session, principal=principal, instance_id=instance_id)
+    return [VolumeOut.model_validate(r) for r in rows]
 
 
 @router.get("/instances/{instance_id}/metrics", response_model=InstanceMetricsOut)

@@ -69,6 +69,26 @@ class InstanceOut(_Activated):
     updated_at: datetime
 
 
+class VolumeOut(BaseModel):
+    """A volume of an instance, as tracked: `delete_on_terminate` false keeps it when
+    the instance is terminated (status `kept`)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    instance_id: uuid.UUID | None
+    provider_volume_id: str
+    name: str | None
+    zone_code: str | None
+    volume_type: str | None
+    size_gb: int | None
+    is_boot: bool
+    delete_on_terminate: bool
+    status: str
+    created_at: datetime
+    deleted_at: datetime | None
+
+
 class InstancePage(BaseModel):
     items: list[InstanceOut]
     total: int

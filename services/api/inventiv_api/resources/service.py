@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from inventiv_api.errors import forbidden, not_found
 from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.principal import Principal
-from inventiv_common.db.models import Instance, InstanceRequestMetrics, Model
+from inventiv_common.db.models import Instance, InstanceRequestMetrics, InstanceVolume, Model
 
 
 async def list_instances(
@@ -49,6 +49,19 @@ async def instance_metrics(
     """The gateway's running totals for an instance of the workspace (None: no request yet)."""
     await get_instance(session=session, principal=principal, instance_id=instance_id)
     return await session.get(InstanceRequestMetrics, instance_id)
+
+
+async def list_volumes(
+    *, session: AsyncSession, principal: Principal, instance_id: uuid.UUID
+) -> list[InstanceVolume]:
+    """The volumes tracked for an instance of the workspace, deleted ones included."""
+    await get_instance(session=session, principal=principal, instance_id=instance_id)
+    rows = await session.scalars(
+        select(InstanceVolume)
+        .where(InstanceVolume.instance_id == instance_id)
+        .order_by(InstanceVolume.created_at, InstanceVolume.id)
+    )
+    return list(rows)
 
 
 async def list_models(*, session: AsyncSession, principal: Principal) -> list[Model]:

@@ -118,6 +118,13 @@ class TerminatorLoop(Loop):
         for volume in volumes:
             if not volume.delete_on_terminate:
                 volume.status = "kept"
+                log_action(
+                    session,
+                    instance,
+                    actions.VOLUME_KEPT,
+                    component="orchestrator",
+                    details={"volume": volume.provider_volume_id, "size_gb": volume.size_gb},
+                )
                 continue
             await provider.delete_volume(volume.provider_volume_id)
             volume.status, volume.deleted_at = "deleted", datetime.now(UTC)

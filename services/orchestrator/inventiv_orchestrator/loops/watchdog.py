@@ -1,6 +1,6 @@
 """Watchdog: servers at the provider that carry our name but that no live instance
 owns (a crash between create and record, a termination that half-happened) are
-terminated and logged; so are volumes left behind by such servers."""
+terminated and logged. The volumes they leave behind are the storage loop's."""
 
 from __future__ import annotations
 
@@ -70,21 +70,6 @@ class WatchdogLoop(Loop):
                         },
                     )
                     acted += 1
-                for volume in await provider.list_volumes():
-                    if volume.server_id is None and _owner(volume.name) not in owned:
-                        await provider.delete_volume(volume.provider_id)
-                        log_action(
-                            session,
-                            None,
-                            actions.VOLUME_DELETED,
-                            component="orchestrator",
-                            details={
-                                "provider": code,
-                                "volume": volume.provider_id,
-                                "orphan": True,
-                            },
-                        )
-                        acted += 1
                 await session.commit()
         return acted
 
@@ -95,8 +80,3 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _owner(volume_name: str) -> uuid.UUID | None:
-    head = volume_name.rsplit("-boot", 1)[0]
-    return uuid.UUID(head) if _is_uuid(head) else None

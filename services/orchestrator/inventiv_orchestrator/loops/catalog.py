@@ -1,0 +1,152 @@
+"""Catalog sync: instance type prices and zone offers as each provider reports them.
+
+Runs every CATALOG_SYNC_INTERVAL_S and when CMD:SYNC_CATALOG asks. Only what the
+provider is the authority on changes: an instance type's hourly price, and whether it
+is offered in a zone (`instance_type_zones.is_available`; a withdrawn offer takes no
+new deployment). What operators own (`is_active` flags, names, models) is left alone,
+and types or zones the provider lists that the catalog does not know are reported in
+the action log rather than invented, since their specs and regions are not known.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventiv_common import actions
+from inventiv_common.db.models import InstanceType, InstanceTypeZone, Provider, Region, Zone
+from inventiv_common.providers.base import CatalogType, ProviderError
+from inventiv_common.transitions import log_action
+from inventiv_orchestrator.context import Context
+from inventiv_orchestrator.loops.base import Loop
+
+
+class CatalogLoop(Loop):
+    name = "catalog"
+
+    def __init__(self, ctx: Context, interval_s: float) -> None:
+        super().__init__(interval_s)
+        self.ctx = ctx
+        # Workspaces that asked for a sync: each sees its outcome in its action log.
+        self._requested_by: set[uuid.UUID | None] = set()
+
+    def request(self, organization_id: uuid.UUID | None) -> None:
+        self._requested_by.add(organization_id)
+        self.wake()
+
+    async def run_once(self) -> int:
+        requested_by, self._requested_by = self._requested_by or {None}, set()
+        changed = 0
+        for code, provider in self.ctx.providers.items():
+            error: ProviderError | None = None
+            try:
+                offered = await provider.sync_catalog()
+                if not offered:
+                    # An empty answer is a provider glitch far more often than a cloud
+                    # that sells nothing: withdrawing every offer on it would be worse.
+                    raise ProviderError("the provider listed no instance type; nothing changed")
+            except ProviderError as exc:
+                error = exc
+            async with self.ctx.session_factory() as session:
+                if error is None:
+                    outcome = await apply_catalog(session, code, offered)
+                    changed += len(outcome["prices"]) + len(outcome["offers_added"])
+                    changed += len(outcome["offers_withdrawn"])
+                for organization_id in requested_by:
+                    log_action(
+                        session,
+                        None,
+                        actions.CATALOG_SYNC,
+                        component="orchestrator",
+                        status="failed" if error else "success",
+                        details={"provider": code} if error else outcome,
+                        error_code="provider_error" if error else None,
+                        error_message=str(error) if error else None,
+                        organization_id=organization_id,
+                    )
+                await session.commit()
+        return changed
+
+
+async def apply_catalog(
+    session: AsyncSession, provider_code: str, offered: list[CatalogType]
+) -> dict[str, Any]:
+    """Bring the provider's prices and zone offers in line with `offered`; returns
+    what changed (nothing is committed here)."""
+    outcome: dict[str, Any] = {
+        "provider": provider_code,
+        "types": len(offered),
+        "prices": {},
+        "offers_added": [],
+        "offers_withdrawn": [],
+        "unknown_types": [],
+        "unknown_zones": [],
+    }
+    provider_id = await session.scalar(select(Provider.id).where(Provider.code == provider_code))
+    if provider_id is None:
+        outcome["unknown_types"] = sorted(t.code for t in offered)
+        return outcome
+    types = {
+        t.code: t
+        for t in await session.scalars(
+            select(InstanceType).where(InstanceType.provider_id == provider_id)
+        )
+    }
+    zones = {
+        z.code: z
+        for z in await session.scalars(
+            select(Zone)
+            .join(Region, Region.id == Zone.region_id)
+            .where(Region.provider_id == provider_id)
+        )
+    }
+    offers = {
+        (o.instance_type_id, o.zone_id): o
+        for o in await session.scalars(
+            select(InstanceTypeZone).where(
+                InstanceTypeZone.instance_type_id.in_([t.id for t in types.values()])
+            )
+        )
+    }
+    current: set[tuple[uuid.UUID, uuid.UUID]] = set()
+    for item in offered:
+        instance_type = types.get(item.code)
+        if instance_type is None:
+            outcome["unknown_types"].append(item.code)
+            continue
+        if instance_type.cost_per_hour_eur != item.hourly_price_eur:
+            outcome["prices"][item.code] = {
+                "from": str(instance_type.cost_per_hour_eur),
+                "to": str(item.hourly_price_eur),
+            }
+            instance_type.cost_per_hour_eur = item.hourly_price_eur
+        for zone_code in item.zones:
+            zone = zones.get(zone_code)
+            if zone is None:
+                if zone_code not in outcome["unknown_zones"]:
+                    outcome["unknown_zones"].append(zone_code)
+                continue
+            key = (instance_type.id, zone.id)
+            current.add(key)
+            offer = offers.get(key)
+            if offer is None:
+                session.add(
+                    InstanceTypeZone(
+                        instance_type_id=instance_type.id, zone_id=zone.id, is_available=True
+                    )
+                )
+            elif offer.is_available:
+                continue
+            else:
+                offer.is_available = True
+            outcome["offers_added"].append(f"{item.code}@{zone_code}")
+    codes = {t.id: t.code for t in types.values()}
+    zone_codes = {z.id: z.code for z in zones.values()}
+    for key, offer in offers.items():
+        if key not in current and offer.is_available:
+            offer.is_available = False
+            outcome["offers_withdrawn"].append(f"{codes[key[0]]}@{zone_codes.get(key[1], '?')}")
+    return outcome
