@@ -154,6 +154,8 @@ def test_watchdog_terminates_orphan_servers(platform: Platform) -> None:
     assert runtime_processes(orphan_name)
     reconcile = platform.admin.post("/reconcile")
     assert reconcile.status_code == 202
+    [logged] = platform.admin.get("/action_logs", params={"action_type": "reconcile"}).json()
+    assert logged["details"]["id"] == reconcile.json()["id"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and any(
         s["id"] == server_id for s in asyncio.run(_servers(platform.env["DATABASE_URL"]))
@@ -164,6 +166,10 @@ def test_watchdog_terminates_orphan_servers(platform: Platform) -> None:
     while runtime_processes(orphan_name) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert runtime_processes(orphan_name) == []
+    # Its volume, detached by the termination, is the storage loop's (woken by it).
+    deadline = time.monotonic() + 10
+    while asyncio.run(_live_volumes(platform.env["DATABASE_URL"])) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert asyncio.run(_live_volumes(platform.env["DATABASE_URL"])) == 0
 
 

@@ -62,12 +62,13 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         resources.on_shutdown.append(lambda: heartbeats.flush(resources.session_factory))
         health = HealthLoop(ctx)
         catalog = CatalogLoop(ctx, settings.catalog_sync_interval_s)
+        storage = StorageLoop(ctx, settings.watchdog_interval_s)
         loops.update(
             provisioning=ProvisioningLoop(ctx),
             health=health,
             terminator=TerminatorLoop(ctx),
-            watchdog=WatchdogLoop(ctx, settings.watchdog_interval_s),
-            storage=StorageLoop(ctx, settings.watchdog_interval_s),
+            watchdog=WatchdogLoop(ctx, settings.watchdog_interval_s, storage.wake),
+            storage=storage,
             catalog=catalog,
         )
 

@@ -16,7 +16,9 @@ from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.schemas import InstanceOut, VolumeOut
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_common import actions
 from inventiv_common.bus import CMD_RECONCILE, CMD_SYNC_CATALOG, Envelope, commit_and_publish
+from inventiv_common.transitions import log_action
 
 router = APIRouter(tags=["instances"])
 Operator = Annotated[Principal, Depends(require(P.instances_manage))]
@@ -116,8 +118,25 @@ async def set_volume_retention(
 
 
 @router.post("/reconcile", status_code=202)
-async def reconcile(principal: Operator, bus: BusDep) -> JSONResponse:
-    envelope = Envelope(type=CMD_RECONCILE, organization_id=current_org_id(principal))
+async def reconcile(
+    principal: Operator, request: Request, session: SessionDep, bus: BusDep
+) -> JSONResponse:
+    envelope = Envelope(
+        type=CMD_RECONCILE,
+        organization_id=current_org_id(principal),
+        correlation_id=_correlation(request),
+    )
+    log_action(
+        session,
+        None,
+        actions.RECONCILE,
+        component="api",
+        user_id=principal.user_id,
+        organization_id=envelope.organization_id,
+        correlation_id=envelope.correlation_id,
+        details={"command": envelope.type, "id": str(envelope.id)},
+    )
+    await session.commit()
     delivered = await bus.publish_safe(envelope)
     return JSONResponse(
         {"command": envelope.type, "id": str(envelope.id), "published": delivered}, 202

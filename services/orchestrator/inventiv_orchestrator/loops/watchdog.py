@@ -5,6 +5,7 @@ terminated and logged. The volumes they leave behind are the storage loop's."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from sqlalchemy import select
 
@@ -22,9 +23,13 @@ LIVE = [s.value for s in S if s not in (S.terminated, S.failed)]
 class WatchdogLoop(Loop):
     name = "watchdog"
 
-    def __init__(self, ctx: Context, interval_s: float) -> None:
+    def __init__(
+        self, ctx: Context, interval_s: float, on_orphans_gone: Callable[[], None] | None = None
+    ) -> None:
         super().__init__(interval_s)
         self.ctx = ctx
+        # The volumes of terminated orphans are now detached: the storage loop's to delete.
+        self.on_orphans_gone = on_orphans_gone
 
     async def run_once(self) -> int:
         acted = 0
@@ -71,6 +76,8 @@ class WatchdogLoop(Loop):
                     )
                     acted += 1
                 await session.commit()
+        if acted and self.on_orphans_gone is not None:
+            self.on_orphans_gone()
         return acted
 
 
