@@ -116,22 +116,18 @@ class TerminatorLoop(Loop):
             )
         )
         for volume in volumes:
-            if not volume.delete_on_terminate:
+            keep = not volume.delete_on_terminate
+            if keep and volume.status == "kept":
+                continue  # a pass retried after a provider error: already recorded
+            if keep:
                 volume.status = "kept"
-                log_action(
-                    session,
-                    instance,
-                    actions.VOLUME_KEPT,
-                    component="orchestrator",
-                    details={"volume": volume.provider_volume_id, "size_gb": volume.size_gb},
-                )
-                continue
-            await provider.delete_volume(volume.provider_volume_id)
-            volume.status, volume.deleted_at = "deleted", datetime.now(UTC)
+            else:
+                await provider.delete_volume(volume.provider_volume_id)
+                volume.status, volume.deleted_at = "deleted", datetime.now(UTC)
             log_action(
                 session,
                 instance,
-                actions.VOLUME_DELETED,
+                actions.VOLUME_KEPT if keep else actions.VOLUME_DELETED,
                 component="orchestrator",
                 details={"volume": volume.provider_volume_id, "size_gb": volume.size_gb},
             )
