@@ -18,6 +18,7 @@ import pytest
 
 from inventiv_common.providers.base import ProviderError, ServerSpec
 from inventiv_common.providers.docker_runtime import SERVER_LABEL, DockerRuntime
+from inventiv_common.providers.mock_timing import BOOT_SHIM, MockTimings
 from tests.support import mock_spec
 
 
@@ -135,7 +136,11 @@ def spec(name: str) -> ServerSpec:
 
 def test_start_runs_the_worker_image_with_published_ports_and_labels(engine) -> None:
     fake, url = engine
-    runtime = DockerRuntime("inventiv-worker:test", base_url=url, engine_startup_delay_s=0.5)
+    runtime = DockerRuntime(
+        "inventiv-worker:test",
+        base_url=url,
+        timings=MockTimings(boot_s=1.0, install_s=2.0, engine_startup_s=0.5),
+    )
     details = runtime.start("mock-abc", spec("11111111-1111-1111-1111-111111111111"))
 
     container = fake.containers[details["container_id"]]
@@ -147,6 +152,17 @@ def test_start_runs_the_worker_image_with_published_ports_and_labels(engine) -> 
     assert env["WORKER_BOOTSTRAP_SECRET"] == "wb_secret"
     assert env["ENGINE_API_KEY"] == "ek_key"
     assert "--startup-delay 0.5" in env["ENGINE_COMMAND"]
+    # The boot delay runs before the agent (which then replaces it); install is its setup.
+    assert container["Config"]["Cmd"] == [
+        "python",
+        "-c",
+        BOOT_SHIM,
+        "1.0",
+        "python",
+        "-m",
+        "inventiv_worker.agent",
+    ]
+    assert env["SETUP_COMMAND"] == "python -c 'import time; time.sleep(2.0)'"
     assert container["HostConfig"]["ExtraHosts"] == ["host.docker.internal:host-gateway"]
     # Both ports are published on loopback only, and the runtime reports the host side.
     bindings = container["HostConfig"]["PortBindings"]

@@ -132,7 +132,7 @@ def platform(
     marker = request.node.get_closest_marker("platform_env")
     api_port, orch_port = free_port(), free_port()
     home = tmp_path / "home"
-    env = clean_env(
+    settings = dict(
         DATABASE_URL=empty_database_url,
         REDIS_URL=REDIS_URL,
         REDIS_CHANNEL_PREFIX=f"test-{uuid.uuid4().hex[:8]}:",
@@ -148,8 +148,8 @@ def platform(
         PROVISION_RETRY_BASE_S="0.2",
         HEARTBEAT_FLUSH_INTERVAL_S="0.2",
         LOGIN_RATE_LIMIT_PER_IP="100000",
-        **(marker.kwargs if marker else {}),
     )
+    env = clean_env(**{**settings, **(marker.kwargs if marker else {})})  # the marker wins
     api_process = ServiceProcess(
         "inventiv_api", api_port, {**env, "API_PORT": str(api_port)}, tmp_path / "api.log"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 import httpx
+import pytest
 
 from tests.lifecycle.conftest import Platform, runtime_processes
 
@@ -69,6 +70,39 @@ def test_deploy_watch_ready_then_terminate(platform: Platform) -> None:
     assert archived.status_code == 200 and archived.json()["is_archived"] is True
     listed = platform.admin.get("/instances", params={"archived": "false"}).json()
     assert instance_id not in [i["id"] for i in listed["items"]]
+
+
+@pytest.mark.platform_env(
+    MOCK_BOOT_DELAY_S="1", MOCK_INSTALL_DELAY_S="1", MOCK_ENGINE_STARTUP_DELAY_S="1"
+)
+def test_with_mock_delays_every_state_can_be_watched(platform: Platform) -> None:
+    """A user polling the API sees each state in turn, with its progress."""
+    created = platform.deploy()
+    instance_id = created["id"]
+    seen = [(created["status"], created["progress_percent"])]
+    deadline = time.monotonic() + 60
+    while seen[-1][0] != "ready" and time.monotonic() < deadline:
+        now = platform.instance(instance_id)
+        if (now["status"], now["progress_percent"]) != seen[-1]:
+            seen.append((now["status"], now["progress_percent"]))
+        time.sleep(0.1)
+    statuses = [status for status, _ in seen]
+    assert list(dict.fromkeys(statuses)) == [
+        "provisioning",
+        "booting",
+        "installing",
+        "starting",
+        "ready",
+    ], seen
+    progress = [percent for _, percent in seen]
+    assert progress == sorted(progress) and progress[0] == 0 and progress[-1] == 100, seen
+    # The agent's setup ran on the host before it registered.
+    events = [
+        line
+        for path in platform.home.glob("runtimes/*/worker-events.log")
+        for line in path.read_text().splitlines()
+    ]
+    assert any('"setup_done"' in line for line in events), events[-5:]
 
 
 def test_bad_deployments_change_nothing(platform: Platform) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import stat
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -210,3 +211,52 @@ def test_sigterm_drains_an_in_flight_stream(control_plane: StandIn, start_worker
         for line in (run.state_dir / "worker-events.log").read_text().splitlines()
     ]
     assert events[-3:] == ["engine_stopped", "phase", "agent_stopped"]
+
+
+def _events(run: WorkerRun) -> list[dict[str, Any]]:
+    text = run.get("/logs", params={"tail": 5000}).text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_setup_command_runs_before_the_engine_and_registration(
+    control_plane: StandIn, start_worker: Any
+) -> None:
+    setup = f"{sys.executable} -c 'import time; print(\"setting up\"); time.sleep(3)'"
+    run = start_worker(control_plane.url, SETUP_COMMAND=setup)
+    # The agent answers, but the host is still being set up: no engine, no registration.
+    installing = run.get("/readyz").json()
+    assert installing["phase"] == "installing"
+    assert installing["reason"] == "running the setup command"
+    assert control_plane.registrations == []
+    assert not [
+        p
+        for p in psutil.Process(run.agent.proc.pid).children(recursive=True)
+        if "mock_engine" in " ".join(p.cmdline())
+    ]
+    control_plane.wait_for(lambda b: b["phase"] == "ready")
+    events = [e["event"] for e in _events(run)]
+    assert events.index("setup_done") < events.index("registered")
+    assert "setting up" in (run.state_dir / "setup.log").read_text()
+
+
+def test_a_failing_setup_command_is_retried_and_never_registers(
+    control_plane: StandIn, start_worker: Any
+) -> None:
+    run = start_worker(
+        control_plane.url, SETUP_COMMAND=f"{sys.executable} -c 'import sys; sys.exit(3)'"
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        failures = [e for e in _events(run) if e["event"] == "setup_failed"]
+        if len(failures) >= 2:
+            break
+        time.sleep(0.1)
+    assert len(failures) >= 2 and failures[0]["exit_code"] == 3
+    assert control_plane.registrations == []
+    ready = run.get("/readyz")
+    assert ready.status_code == 503 and ready.json()["phase"] == "installing"
+    # Between attempts it says why; during one, that it is running it again.
+    assert ready.json()["reason"] in (
+        "setup command failed (exit 3); retrying",
+        "running the setup command",
+    )

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -26,13 +27,14 @@ from fastapi.responses import JSONResponse, Response
 from inventiv_worker.config import ConfigError, WorkerConfig
 from inventiv_worker.engine import EngineSupervisor
 from inventiv_worker.eventlog import EventLog
-from inventiv_worker.link import ControlPlaneLink
+from inventiv_worker.link import ControlPlaneLink, backoff_delay
 from inventiv_worker.prometheus import render_metrics
 from inventiv_worker.sampling import GpuSampler, system_sample
 from inventiv_worker.version import build_info
 
 log = logging.getLogger("inventiv_worker")
 MAX_TAIL = 5000
+SETUP_LOG = "setup.log"
 
 
 class Agent:
@@ -57,6 +59,8 @@ class Agent:
         )
         self.stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._setup_process: asyncio.subprocess.Process | None = None
+        self._stopping = False
 
     def report(self) -> dict[str, Any]:
         """The facts a heartbeat carries."""
@@ -75,14 +79,50 @@ class Agent:
             instance_id=self.config.instance_id,
             model_id=self.config.model_id,
         )
-        self._tasks = [
-            asyncio.create_task(self.engine.supervise()),
-            asyncio.create_task(self.engine.probe_forever()),
-            asyncio.create_task(self.link.run(self.stop, self.engine.changed)),
-        ]
+        self._tasks = [asyncio.create_task(self._run())]
+
+    async def _run(self) -> None:
+        await self._setup()
+        await asyncio.gather(
+            self.engine.supervise(),
+            self.engine.probe_forever(),
+            self.link.run(self.stop, self.engine.changed),
+        )
+
+    async def _setup(self) -> None:
+        """SETUP_COMMAND, until it succeeds; meanwhile the agent answers /healthz but
+        neither starts the engine nor registers (the instance shows `installing`)."""
+        command = self.config.setup_command
+        attempt = 0
+        while command and not self.stop.is_set():
+            self.engine.state.reason = "running the setup command"
+            started = time.monotonic()
+            with (self.config.state_dir / SETUP_LOG).open("ab") as log_file:
+                self._setup_process = await asyncio.create_subprocess_exec(
+                    *command, stdout=log_file, stderr=asyncio.subprocess.STDOUT
+                )
+            code = await self._setup_process.wait()
+            elapsed = round(time.monotonic() - started, 3)
+            if self._stopping:
+                return  # stopped under it by shutdown(): not a failure
+            if code == 0:
+                self.events.record("setup_done", duration_s=elapsed)
+                return
+            self.events.record("setup_failed", exit_code=code, duration_s=elapsed)
+            self.engine.state.reason = f"setup command failed (exit {code}); retrying"
+            await asyncio.sleep(backoff_delay(attempt, cap=self.config.restart_backoff_max_s))
+            attempt += 1
 
     async def shutdown(self) -> None:
         self.events.record("agent_stopping")
+        self._stopping = True
+        setup = self._setup_process
+        if setup is not None and setup.returncode is None:
+            setup.terminate()  # the agent stops before its host was ever set up
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(setup.wait(), timeout=5)
+            if setup.returncode is None:
+                setup.kill()
         await self.engine.drain_and_stop()
         # One last word to the control plane: this worker is gone on purpose.
         if self.link.token is not None and self.config.control_plane_url:

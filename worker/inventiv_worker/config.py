@@ -41,6 +41,9 @@ class WorkerConfig(BaseModel):
     engine_command: list[str] | None = None
     engine_url: str = "http://127.0.0.1:8000"
     engine_api_key: str | None = None
+    # Run once before the engine starts and the agent registers (drivers, images,
+    # weights): the host's "installing" phase. Retried with backoff until it succeeds.
+    setup_command: list[str] | None = None
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
     heartbeat_interval_s: float = Field(default=10.0, gt=0)
@@ -62,6 +65,7 @@ class WorkerConfig(BaseModel):
     def from_env(cls) -> WorkerConfig:
         instance_id = _env("INSTANCE_ID")
         command = _env("ENGINE_COMMAND")
+        setup = _env("SETUP_COMMAND")
         values = {
             "control_plane_url": _env("CONTROL_PLANE_URL"),
             "instance_id": instance_id,
@@ -71,6 +75,7 @@ class WorkerConfig(BaseModel):
             "engine_command": shlex.split(command) if command else None,
             "engine_url": _env("ENGINE_URL", "http://127.0.0.1:8000"),
             "engine_api_key": _secret("ENGINE_API_KEY"),
+            "setup_command": shlex.split(setup) if setup else None,
             "host": _env("WORKER_HOST", "0.0.0.0"),
             "port": _env("WORKER_PORT", "8080"),
             "heartbeat_interval_s": _env("HEARTBEAT_INTERVAL_S", "10"),

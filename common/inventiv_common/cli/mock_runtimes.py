@@ -18,6 +18,7 @@ from inventiv_common.lifecycle import InstanceStatus
 from inventiv_common.providers.base import ServerSpec
 from inventiv_common.providers.mock import MockProvider
 from inventiv_common.providers.mock_runtime import build_runtime
+from inventiv_common.providers.mock_timing import MockTimings
 from inventiv_common.settings import DEV_SECRET_FALLBACK, ConfigError
 
 LIVE = [
@@ -39,6 +40,11 @@ async def run(command: str, instance_id: str | None, database_url: str) -> list[
         os.environ.get("MOCK_RUNTIME", "process"),
         home=home,
         docker_image=os.environ.get("MOCK_DOCKER_IMAGE", "inventiv-worker:latest"),
+        timings=MockTimings(
+            boot_s=float(os.environ.get("MOCK_BOOT_DELAY_S", "0")),
+            install_s=float(os.environ.get("MOCK_INSTALL_DELAY_S", "0")),
+            engine_startup_s=float(os.environ.get("MOCK_ENGINE_STARTUP_DELAY_S", "0")),
+        ),
         engine_flags=os.environ.get("MOCK_ENGINE_FLAGS", ""),
     )
     provider = MockProvider(sessions, runtime)

@@ -16,6 +16,7 @@ import docker
 from docker.errors import APIError, DockerException, NotFound
 
 from inventiv_common.providers.base import ProviderError, ServerSpec
+from inventiv_common.providers.mock_timing import INSTANT, MockTimings
 
 AGENT_PORT = 8080
 ENGINE_PORT = 8000
@@ -41,12 +42,12 @@ class DockerRuntime:
         image: str,
         *,
         base_url: str | None = None,
-        engine_startup_delay_s: float = 0.0,
+        timings: MockTimings = INSTANT,
         engine_flags: str = "",
     ) -> None:
         self.image = image
         self.base_url = base_url
-        self.engine_startup_delay_s = engine_startup_delay_s
+        self.timings = timings
         self.engine_flags = engine_flags
         self._client: docker.DockerClient | None = None
 
@@ -77,7 +78,7 @@ class DockerRuntime:
             "--model",
             spec.model,
             "--startup-delay",
-            str(self.engine_startup_delay_s),
+            str(self.timings.engine_startup_s),
             *shlex.split(self.engine_flags),
         ]
         environment = {
@@ -92,11 +93,12 @@ class DockerRuntime:
             "WORKER_HOST": "0.0.0.0",
             "WORKER_PORT": str(AGENT_PORT),
             "HEARTBEAT_INTERVAL_S": str(spec.heartbeat_interval_s),
+            **self.timings.setup_env("python"),
         }
         try:
             container = self.client.containers.run(
                 self.image,
-                command=["python", "-m", "inventiv_worker.agent"],
+                command=self.timings.agent_command("python"),
                 name=f"inventiv-{server_id}",
                 detach=True,
                 environment=environment,

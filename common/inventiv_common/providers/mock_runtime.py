@@ -24,6 +24,7 @@ import psutil
 from inventiv_common.net import free_port
 from inventiv_common.providers.base import ServerSpec
 from inventiv_common.providers.docker_runtime import DockerRuntime
+from inventiv_common.providers.mock_timing import INSTANT, MockTimings
 
 STOP_GRACE_S = 20.0
 
@@ -48,10 +49,10 @@ class ProcessRuntime:
     leaves_processes = True
 
     def __init__(
-        self, home: Path, *, engine_startup_delay_s: float = 0.0, engine_flags: str = ""
+        self, home: Path, *, timings: MockTimings = INSTANT, engine_flags: str = ""
     ) -> None:
         self.home = home
-        self.engine_startup_delay_s = engine_startup_delay_s
+        self.timings = timings
         self.engine_flags = engine_flags
 
     def start(self, server_id: str, spec: ServerSpec) -> dict[str, Any]:
@@ -67,7 +68,7 @@ class ProcessRuntime:
             "--model",
             spec.model,
             "--startup-delay",
-            str(self.engine_startup_delay_s),
+            str(self.timings.engine_startup_s),
             *shlex.split(self.engine_flags),
         ]
         env = {
@@ -85,11 +86,12 @@ class ProcessRuntime:
             "WORKER_STATE_DIR": str(state_dir),
             "HEARTBEAT_INTERVAL_S": str(spec.heartbeat_interval_s),
             "PROBE_INTERVAL_S": "0.5",
+            **self.timings.setup_env(sys.executable),
         }
         log = (state_dir / "agent.log").open("ab")
         try:
             process = subprocess.Popen(
-                [sys.executable, "-m", "inventiv_worker.agent"],
+                self.timings.agent_command(sys.executable),
                 env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -185,16 +187,12 @@ def build_runtime(
     *,
     home: Path,
     docker_image: str,
-    engine_startup_delay_s: float = 0.0,
+    timings: MockTimings = INSTANT,
     engine_flags: str = "",
 ) -> Runtime:
     """The runtime MOCK_RUNTIME names; the orchestrator and the operator CLI share it."""
     if kind == "simulated":
         return SimulatedRuntime()
     if kind == "docker":
-        return DockerRuntime(
-            docker_image, engine_startup_delay_s=engine_startup_delay_s, engine_flags=engine_flags
-        )
-    return ProcessRuntime(
-        home, engine_startup_delay_s=engine_startup_delay_s, engine_flags=engine_flags
-    )
+        return DockerRuntime(docker_image, timings=timings, engine_flags=engine_flags)
+    return ProcessRuntime(home, timings=timings, engine_flags=engine_flags)

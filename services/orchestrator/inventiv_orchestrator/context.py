@@ -13,6 +13,7 @@ from inventiv_common.crypto import KeyRing
 from inventiv_common.providers.base import CloudProvider
 from inventiv_common.providers.mock import MockProvider
 from inventiv_common.providers.mock_runtime import build_runtime
+from inventiv_common.providers.mock_timing import MockTimings
 from inventiv_orchestrator.settings import OrchestratorSettings
 from inventiv_orchestrator.workers.service import TokenCache
 
@@ -42,7 +43,11 @@ def build_providers(
         settings.mock_runtime,
         home=Path(settings.inventiv_home).resolve(),
         docker_image=settings.mock_docker_image,
-        engine_startup_delay_s=settings.mock_engine_startup_delay_s,
+        timings=MockTimings(
+            boot_s=settings.mock_boot_delay_s,
+            install_s=settings.mock_install_delay_s,
+            engine_startup_s=settings.mock_engine_startup_delay_s,
+        ),
         engine_flags=settings.mock_engine_flags,
     )
     mock = MockProvider(session_factory, runtime, fail_creates=settings.mock_fail_creates)

@@ -71,6 +71,10 @@ class OrchestratorSettings(CommonSettings):
     mock_docker_image: str = Field(
         default="inventiv-worker:latest", validation_alias="MOCK_DOCKER_IMAGE"
     )
+    # How long a mock server boots (agent not answering) and installs (agent answering,
+    # setup not done): with the engine's startup delay, every state can be watched.
+    mock_boot_delay_s: float = Field(default=0.0, ge=0, validation_alias="MOCK_BOOT_DELAY_S")
+    mock_install_delay_s: float = Field(default=0.0, ge=0, validation_alias="MOCK_INSTALL_DELAY_S")
     mock_engine_startup_delay_s: float = Field(
         default=1.0, ge=0, validation_alias="MOCK_ENGINE_STARTUP_DELAY_S"
     )
