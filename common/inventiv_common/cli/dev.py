@@ -28,6 +28,7 @@ from inventiv_common.settings import ConfigError
 from inventiv_common.web import ensure_port_free
 
 READY_TIMEOUT_S = 90.0
+DEV_STAGE_DELAY_S = "2"
 STOP_TIMEOUT_S = 15.0
 
 
@@ -247,6 +248,10 @@ def run_dev() -> int:
         env.update(platform.start_data_services())
         env["AUTO_SEED_CATALOG"] = "0"  # seeded just below, once, before the services start
         env.setdefault("ORCHESTRATOR_URL", f"http://127.0.0.1:{SERVICES[1].port}")
+        # Mock servers take a few seconds per stage, so a first deployment shows every
+        # state on its way to ready (set these to 0 for speed).
+        for name in ("MOCK_BOOT_DELAY_S", "MOCK_INSTALL_DELAY_S", "MOCK_ENGINE_STARTUP_DELAY_S"):
+            env.setdefault(name, DEV_STAGE_DELAY_S)
         # Workers reach the control plane through the api, wherever API_PORT put it.
         env.setdefault("WORKER_CONTROL_PLANE_URL", f"http://127.0.0.1:{SERVICES[0].port}")
         platform.prepare_database(env["DATABASE_URL"])
