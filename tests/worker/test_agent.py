@@ -252,6 +252,12 @@ def test_a_failing_setup_command_is_retried_and_never_registers(
             break
         time.sleep(0.1)
     assert len(failures) >= 2 and failures[0]["exit_code"] == 3
+    missing = start_worker(control_plane.url, SETUP_COMMAND="/nonexistent/setup --now")
+    deadline = time.monotonic() + 10
+    while not any(e["event"] == "setup_failed" for e in _events(missing)):
+        assert time.monotonic() < deadline, _events(missing)
+        time.sleep(0.1)
+    assert missing.get("/healthz").status_code == 200  # the agent itself lives on
     assert control_plane.registrations == []
     ready = run.get("/readyz")
     assert ready.status_code == 503 and ready.json()["phase"] == "installing"

@@ -97,11 +97,14 @@ class Agent:
         while command and not self.stop.is_set():
             self.engine.state.reason = "running the setup command"
             started = time.monotonic()
-            with (self.config.state_dir / SETUP_LOG).open("ab") as log_file:
-                self._setup_process = await asyncio.create_subprocess_exec(
-                    *command, stdout=log_file, stderr=asyncio.subprocess.STDOUT
-                )
-            code = await self._setup_process.wait()
+            try:
+                with (self.config.state_dir / SETUP_LOG).open("ab") as log_file:
+                    self._setup_process = await asyncio.create_subprocess_exec(
+                        *command, stdout=log_file, stderr=asyncio.subprocess.STDOUT
+                    )
+                code: int | str = await self._setup_process.wait()
+            except OSError as exc:  # not found, not executable: said, then retried
+                code = exc.strerror or type(exc).__name__
             elapsed = round(time.monotonic() - started, 3)
             if self._stopping:
                 return  # stopped under it by shutdown(): not a failure

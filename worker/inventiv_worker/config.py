@@ -41,8 +41,9 @@ class WorkerConfig(BaseModel):
     engine_command: list[str] | None = None
     engine_url: str = "http://127.0.0.1:8000"
     engine_api_key: str | None = None
-    # Run once before the engine starts and the agent registers (drivers, images,
-    # weights): the host's "installing" phase. Retried with backoff until it succeeds.
+    # Run at each agent start, before the engine starts and the agent registers
+    # (drivers, images, weights): the host's "installing" phase. Retried with backoff
+    # until it succeeds, so it must be safe to run again.
     setup_command: list[str] | None = None
     host: str = "0.0.0.0"
     port: int = Field(default=8080, ge=1, le=65535)
