@@ -16,9 +16,7 @@ from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.schemas import InstanceOut, VolumeOut
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
-from inventiv_common import actions
-from inventiv_common.bus import CMD_RECONCILE, CMD_SYNC_CATALOG, Envelope, commit_and_publish
-from inventiv_common.transitions import log_action
+from inventiv_common.bus import CMD_SYNC_CATALOG, Envelope, commit_and_publish
 
 router = APIRouter(tags=["instances"])
 Operator = Annotated[Principal, Depends(require(P.instances_manage))]
@@ -121,20 +119,8 @@ async def set_volume_retention(
 async def reconcile(
     principal: Operator, request: Request, session: SessionDep, bus: BusDep
 ) -> JSONResponse:
-    envelope = Envelope(
-        type=CMD_RECONCILE,
-        organization_id=current_org_id(principal),
-        correlation_id=_correlation(request),
-    )
-    log_action(
-        session,
-        None,
-        actions.RECONCILE,
-        component="api",
-        user_id=principal.user_id,
-        organization_id=envelope.organization_id,
-        correlation_id=envelope.correlation_id,
-        details={"command": envelope.type, "id": str(envelope.id)},
+    envelope = service.record_reconcile(
+        session=session, principal=principal, correlation_id=_correlation(request)
     )
     await session.commit()
     delivered = await bus.publish_safe(envelope)

@@ -15,7 +15,7 @@ from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.service import get_instance, get_model
 from inventiv_api.security.principal import Principal
 from inventiv_common import actions, instance_secrets
-from inventiv_common.bus import CMD_PROVISION, Envelope, publish_after_commit
+from inventiv_common.bus import CMD_PROVISION, CMD_RECONCILE, Envelope, publish_after_commit
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.models import (
     Instance,
@@ -210,3 +210,25 @@ LIVE_VOLUME_STATES = {
     for s in InstanceStatus
     if s not in (InstanceStatus.terminating, InstanceStatus.terminated, InstanceStatus.failed)
 }
+
+
+def record_reconcile(
+    *, session: AsyncSession, principal: Principal, correlation_id: str | None
+) -> Envelope:
+    """The CMD:RECONCILE to send, recorded in the workspace's action log first."""
+    envelope = Envelope(
+        type=CMD_RECONCILE,
+        organization_id=current_org_id(principal),
+        correlation_id=correlation_id,
+    )
+    log_action(
+        session,
+        None,
+        actions.RECONCILE,
+        component="api",
+        user_id=principal.user_id,
+        organization_id=envelope.organization_id,
+        correlation_id=correlation_id,
+        details={"command": envelope.type, "id": str(envelope.id)},
+    )
+    return envelope
