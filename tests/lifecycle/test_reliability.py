@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import asyncpg
+import httpx
 
 from tests.lifecycle.conftest import HEARTBEAT_S, Platform, runtime_processes
 from tests.support import ThrowawayRedis, mock_spec
@@ -83,6 +84,48 @@ def test_two_orchestrators_create_each_server_once(platform: Platform) -> None:
         "/action_logs", params={"action_type": "provider.create", "limit": 100}
     ).json()
     assert len(logs) == 5
+
+
+def test_a_token_revoked_on_one_orchestrator_is_refused_at_once_by_another(
+    platform: Platform,
+) -> None:
+    """Each replica caches the worker tokens it has seen; a revocation on one (here a new
+    registration) reaches the others over the bus, well within their cache's TTL."""
+    other = platform.start_orchestrator(primary=False)
+    instance_id = platform.deploy()["id"]
+    platform.wait_status(instance_id, "ready")
+    server_id = platform.instance(instance_id)["provider_instance_id"]
+    token = (platform.home / "runtimes" / server_id / "worker_token").read_text().strip()
+    agent = next(
+        p
+        for p in runtime_processes(instance_id)
+        if "inventiv_worker.agent" in " ".join(p.cmdline())
+    )
+    bootstrap = agent.environ()["WORKER_BOOTSTRAP_SECRET"]
+
+    def beat(base_url: str, secret: str) -> int:
+        return httpx.post(
+            f"{base_url}/internal/worker/heartbeat",
+            json={"phase": "ready"},
+            headers={"Authorization": f"Bearer {secret}"},
+            timeout=5,
+        ).status_code
+
+    assert beat(other.base_url, token) == 200  # now cached by the other replica
+    primary = platform.orchestrators[0]
+    registered = httpx.post(
+        f"{primary.base_url}/internal/worker/register",
+        json={"instance_id": instance_id},
+        headers={"Authorization": f"Bearer {bootstrap}"},
+        timeout=5,
+    )
+    assert registered.status_code == 200, registered.text
+    deadline = time.monotonic() + 5
+    while beat(other.base_url, token) == 200:
+        assert time.monotonic() < deadline, "the other replica still trusts a revoked token"
+        time.sleep(0.1)
+    assert beat(other.base_url, token) == 401
+    assert beat(other.base_url, registered.json()["token"]) == 200
 
 
 def test_worker_stopped_goes_unhealthy_then_recovers(platform: Platform) -> None:

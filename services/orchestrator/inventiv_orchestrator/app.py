@@ -36,6 +36,10 @@ from inventiv_orchestrator.loops.terminator import TerminatorLoop
 from inventiv_orchestrator.loops.watchdog import WatchdogLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
 from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
+from inventiv_orchestrator.workers.revocations import (
+    EVT_WORKER_TOKENS_REVOKED,
+    RevocationNotices,
+)
 from inventiv_orchestrator.workers.router import WorkerEndpoints
 
 
@@ -63,6 +67,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         health = HealthLoop(ctx)
         catalog = CatalogLoop(ctx, settings.catalog_sync_interval_s)
         storage = StorageLoop(ctx, settings.watchdog_interval_s)
+        revocations = RevocationNotices(ctx)
         loops.update(
             provisioning=ProvisioningLoop(ctx),
             health=health,
@@ -70,6 +75,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
             watchdog=WatchdogLoop(ctx, settings.watchdog_interval_s, storage.wake),
             storage=storage,
             catalog=catalog,
+            revocations=revocations,
         )
 
         def waking(*names: str):
@@ -92,6 +98,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         dispatcher.register(CMD_TERMINATE, waking("terminator"))
         dispatcher.register(CMD_RECONCILE, reconcile)
         dispatcher.register(CMD_SYNC_CATALOG, sync_catalog)
+        dispatcher.register(EVT_WORKER_TOKENS_REVOKED, revocations.on_notice)
         for name, loop in loops.items():
             resources.spawn(loop.run(stop), name=f"loop:{name}")
         resources.spawn(

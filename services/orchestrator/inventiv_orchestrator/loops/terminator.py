@@ -101,7 +101,7 @@ class TerminatorLoop(Loop):
             .where(WorkerAuthToken.instance_id == instance.id, WorkerAuthToken.revoked_at.is_(None))
             .values(revoked_at=datetime.now(UTC))
         )
-        self.ctx.tokens.drop_instance(instance.id)
+        self.ctx.tokens.revoke(instance.id)
         if status is S.failed:
             instance.terminated_at = datetime.now(UTC)  # server released; status stays failed
         else:

@@ -52,7 +52,7 @@ async def register(app: Any, secret: str, body: dict[str, Any]) -> dict[str, Any
             raise
         await session.commit()
     instance_id = registration.instance_id
-    ctx.tokens.drop_instance(instance_id)  # the tokens registration just revoked
+    ctx.tokens.revoke(instance_id)  # the tokens registration just revoked
     # The worker's first heartbeat follows at once: it needs no lookup.
     ctx.tokens.put(secret_hash(registration.token), instance_id)
     if registration.facts is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
@@ -32,7 +33,9 @@ from inventiv_common.transitions import action_values
 from inventiv_orchestrator.settings import OrchestratorSettings
 
 # Longer than a heartbeat interval, so a steady worker costs no database read. A token
-# revoked by this process is dropped at once; another replica notices within the TTL.
+# revoked by this process is dropped at once, and the other replicas are told over the
+# bus (`revocations.RevocationNotices`); only a notice lost with Redis leaves one of them
+# trusting a revoked token, for this long at most.
 TOKEN_CACHE_TTL_S = 60.0
 INSTANCES = cast(Table, Instance.__table__)
 TOKENS = cast(Table, WorkerAuthToken.__table__)
@@ -54,6 +57,9 @@ class TokenCache:
     entries: dict[str, tuple[uuid.UUID, float]] = field(default_factory=dict)
     # instance id -> its cached token hashes, so dropping an instance is not a scan.
     by_instance: dict[uuid.UUID, set[str]] = field(default_factory=dict)
+    # Revoked here, not yet told to the other replicas; and who tells them.
+    revoked: set[uuid.UUID] = field(default_factory=set)
+    on_revoke: Callable[[], None] | None = None
 
     def get(self, token_hash: str) -> uuid.UUID | None:
         hit = self.entries.get(token_hash)
@@ -67,6 +73,18 @@ class TokenCache:
     def put(self, token_hash: str, instance_id: uuid.UUID) -> None:
         self.entries[token_hash] = (instance_id, time.monotonic() + TOKEN_CACHE_TTL_S)
         self.by_instance.setdefault(instance_id, set()).add(token_hash)
+
+    def revoke(self, instance_id: uuid.UUID) -> None:
+        """This process revoked the instance's tokens: drop them, and have the other
+        replicas told."""
+        self.drop_instance(instance_id)
+        self.revoked.add(instance_id)
+        if self.on_revoke is not None:
+            self.on_revoke()
+
+    def take_revoked(self) -> set[uuid.UUID]:
+        taken, self.revoked = self.revoked, set()
+        return taken
 
     def drop_instance(self, instance_id: uuid.UUID) -> None:
         for token_hash in self.by_instance.pop(instance_id, set()):
