@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
@@ -22,6 +22,9 @@ from inventiv_common.providers.base import CatalogType, ProviderError
 from inventiv_common.transitions import log_action
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
+
+# The advisory lock space of catalog syncs (a seed for hashing provider codes into it).
+LOCK = 0x4341_5441
 
 
 class CatalogLoop(Loop):
@@ -41,16 +44,22 @@ class CatalogLoop(Loop):
         requested_by, self._requested_by = self._requested_by or {None}, set()
         changed = 0
         for code, provider in self.ctx.providers.items():
-            error: ProviderError | None = None
-            try:
-                offered = await provider.sync_catalog()
-                if not offered:
-                    # An empty answer is a provider glitch far more often than a cloud
-                    # that sells nothing: withdrawing every offer on it would be worse.
-                    raise ProviderError("the provider listed no instance type; nothing changed")
-            except ProviderError as exc:
-                error = exc
             async with self.ctx.session_factory() as session:
+                # Every replica hears CMD:SYNC_CATALOG; one syncs a provider at a time,
+                # the others leave it to that one (and its log entry to the requester).
+                if not await session.scalar(
+                    select(func.pg_try_advisory_xact_lock(func.hashtextextended(code, LOCK)))
+                ):
+                    continue
+                error: ProviderError | None = None
+                try:
+                    offered = await provider.sync_catalog()
+                    if not offered:
+                        # An empty answer is a provider glitch far more often than a
+                        # cloud that sells nothing: withdrawing every offer would be worse.
+                        raise ProviderError("the provider listed no instance type; nothing changed")
+                except ProviderError as exc:
+                    error = exc
                 if error is None:
                     outcome = await apply_catalog(session, code, offered)
                     changed += len(outcome["prices"]) + len(outcome["offers_added"])
