@@ -38,6 +38,8 @@ TERMINAL_STATES = frozenset({S.terminated})
 # States in which the provider may hold a server we pay for.
 BILLABLE_STATES = frozenset(set(S) - {S.terminated})
 ARCHIVABLE_STATES = frozenset({S.terminated, S.failed})
+# Not closed yet: the instance has, or may still get, a server and volumes of its own.
+LIVE_STATES = frozenset(set(S) - ARCHIVABLE_STATES)
 
 
 def can_transition(current: InstanceStatus, target: InstanceStatus) -> bool:

@@ -14,16 +14,14 @@ from inventiv_common.cli import dev_env
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_engine, make_session_factory
 from inventiv_common.db.models import Instance, Model
-from inventiv_common.lifecycle import InstanceStatus
+from inventiv_common.lifecycle import LIVE_STATES
 from inventiv_common.providers.base import ServerSpec
 from inventiv_common.providers.mock import MockProvider
 from inventiv_common.providers.mock_runtime import build_runtime
 from inventiv_common.providers.mock_timing import MockTimings
 from inventiv_common.settings import DEV_SECRET_FALLBACK, ConfigError
 
-LIVE = [
-    s.value for s in InstanceStatus if s not in (InstanceStatus.terminated, InstanceStatus.failed)
-]
+LIVE = [s.value for s in LIVE_STATES]
 
 
 def _keyring() -> KeyRing:

@@ -26,7 +26,7 @@ from inventiv_common.db.models import (
     Zone,
 )
 from inventiv_common.finops import cap_reached, utcnow
-from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
+from inventiv_common.lifecycle import ARCHIVABLE_STATES, LIVE_STATES, InstanceStatus
 from inventiv_common.transitions import log_action, record_step, request_termination
 
 # Core table: updates through it leave the ORM's version counter to the orchestrator.
@@ -205,11 +205,7 @@ async def set_volume_retention(
 
 
 # Before termination: afterwards the terminator has decided each volume's fate.
-LIVE_VOLUME_STATES = {
-    s.value
-    for s in InstanceStatus
-    if s not in (InstanceStatus.terminating, InstanceStatus.terminated, InstanceStatus.failed)
-}
+LIVE_VOLUME_STATES = {s.value for s in LIVE_STATES - {InstanceStatus.terminating}}
 
 
 def record_reconcile(

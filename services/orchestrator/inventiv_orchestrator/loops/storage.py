@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
 from inventiv_common.db.models import ActionLog, Instance, InstanceVolume, Provider
-from inventiv_common.lifecycle import InstanceStatus as S
+from inventiv_common.lifecycle import LIVE_STATES
 from inventiv_common.providers.base import CloudProvider, ProviderError, ProviderVolume
 from inventiv_common.transitions import action_values
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 
-LIVE = [s.value for s in S if s not in (S.terminated, S.failed)]
+LIVE = [s.value for s in LIVE_STATES]
 BOOT_SUFFIX = "-boot"
 
 

@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from inventiv_common import actions
 from inventiv_common.db.models import Instance
-from inventiv_common.lifecycle import InstanceStatus as S
+from inventiv_common.lifecycle import LIVE_STATES
 from inventiv_common.providers.base import ProviderError
 from inventiv_common.transitions import log_action
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 
-LIVE = [s.value for s in S if s not in (S.terminated, S.failed)]
+LIVE = [s.value for s in LIVE_STATES]
 
 
 class WatchdogLoop(Loop):
