@@ -98,12 +98,15 @@ def log_action(
     correlation_id: str | None = None,
     user_id: Any = None,
     organization_id: Any = None,
+    instance_id: Any = None,
 ) -> ActionLog:
+    """An action log row, added to the session. About `instance`, or, where only its
+    ids are at hand (plain-row passes), about `instance_id` and `organization_id`."""
     entry = ActionLog(
         **action_values(
             action_type,
             component=component,
-            instance_id=instance.id if instance else None,
+            instance_id=instance.id if instance else instance_id,
             organization_id=instance.organization_id if instance else organization_id,
             status=status,
             details=details,

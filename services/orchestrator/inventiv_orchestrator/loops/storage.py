@@ -17,15 +17,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
-from inventiv_common.db.models import ActionLog, Instance, InstanceVolume, Provider
+from inventiv_common.db.models import Instance, InstanceVolume, Provider
 from inventiv_common.lifecycle import LIVE_STATES
 from inventiv_common.providers.base import CloudProvider, ProviderError, ProviderVolume
-from inventiv_common.transitions import action_values
+from inventiv_common.transitions import log_action
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 
@@ -68,7 +68,10 @@ class StorageLoop(Loop):
                     InstanceVolume.provider_volume_id,
                     InstanceVolume.instance_id,
                     InstanceVolume.delete_on_terminate,
-                ).where(
+                    Instance.organization_id,
+                )
+                .outerjoin(Instance, Instance.id == InstanceVolume.instance_id)
+                .where(
                     InstanceVolume.provider_id == provider_id, InstanceVolume.deleted_at.is_(None)
                 )
             )
@@ -119,26 +122,33 @@ class StorageLoop(Loop):
                     .where(InstanceVolume.id == row.id, InstanceVolume.deleted_at.is_(None))
                     .values(status="deleted", deleted_at=now)
                 )
-            await _log(
+            log_action(
                 session,
+                None,
                 actions.VOLUME_DELETED,
-                {"provider": code, "volume": volume.provider_id, "orphan": True},
+                component="orchestrator",
+                details={"provider": code, "volume": volume.provider_id, "orphan": True},
                 instance_id=row.instance_id if row is not None else None,
+                organization_id=row.organization_id if row is not None else None,
             )
             acted += 1
         listed = {v.provider_id for v in volumes}
         for gone in [row for pvid, row in tracked.items() if pvid not in listed]:
-            result = await session.execute(
+            marked = await session.scalar(
                 update(InstanceVolume)
                 .where(InstanceVolume.id == gone.id, InstanceVolume.deleted_at.is_(None))
                 .values(status="gone", deleted_at=now)
+                .returning(InstanceVolume.id)
             )
-            if getattr(result, "rowcount", 0):
-                await _log(
+            if marked is not None:
+                log_action(
                     session,
+                    None,
                     actions.VOLUME_GONE,
-                    {"provider": code, "volume": gone.provider_volume_id},
+                    component="orchestrator",
+                    details={"provider": code, "volume": gone.provider_volume_id},
                     instance_id=gone.instance_id,
+                    organization_id=gone.organization_id,
                 )
                 acted += 1
         return acted
@@ -166,39 +176,16 @@ class StorageLoop(Loop):
         )
         if inserted is None:
             return 0
-        await _log(
+        log_action(
             session,
+            None,
             actions.VOLUME_DISCOVERED,
-            {"volume": volume.provider_id, "name": volume.name, "size_gb": volume.size_gb},
+            component="orchestrator",
+            details={"volume": volume.provider_id, "name": volume.name, "size_gb": volume.size_gb},
             instance_id=owner.id,
             organization_id=owner.organization_id,
         )
         return 1
-
-
-async def _log(
-    session: AsyncSession,
-    action_type: str,
-    details: dict[str, Any],
-    *,
-    instance_id: uuid.UUID | None,
-    organization_id: uuid.UUID | None = None,
-) -> None:
-    if instance_id is not None and organization_id is None:
-        organization_id = await session.scalar(
-            select(Instance.organization_id).where(Instance.id == instance_id)
-        )
-    await session.execute(
-        insert(ActionLog).values(
-            **action_values(
-                action_type,
-                component="orchestrator",
-                instance_id=instance_id,
-                organization_id=organization_id,
-                details=details,
-            )
-        )
-    )
 
 
 def _owner(volume_name: str) -> uuid.UUID | None:
