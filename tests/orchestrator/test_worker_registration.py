@@ -118,3 +118,6 @@ async def test_two_registrations_of_one_instance_leave_one_live_token(engine: As
         )
     assert issued == 2 and len(live) == 1
     assert live[0] in (first.token[:10], second.token[:10])
+    # The first found nothing to revoke, the second revoked the first's token: only a
+    # revocation is announced to the other replicas.
+    assert sorted(r.revoked_tokens for r in (first, second)) == [0, 1]

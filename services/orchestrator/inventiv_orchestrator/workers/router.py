@@ -52,7 +52,10 @@ async def register(app: Any, secret: str, body: dict[str, Any]) -> dict[str, Any
             raise
         await session.commit()
     instance_id = registration.instance_id
-    ctx.tokens.revoke(instance_id)  # the tokens registration just revoked
+    if registration.revoked_tokens:
+        ctx.tokens.revoke(instance_id)  # dropped here, and the other replicas told
+    else:
+        ctx.tokens.drop_instance(instance_id)  # a first registration: nothing to announce
     # The worker's first heartbeat follows at once: it needs no lookup.
     ctx.tokens.put(secret_hash(registration.token), instance_id)
     if registration.facts is not None:

@@ -123,14 +123,20 @@ def _registration_statements() -> tuple[Select[Any], Insert]:
     # data-modifying CTEs whether read or not, on one snapshot, so the revocation does
     # not see the new token. The instance's own columns are not written here (see
     # `register`).
+    revoked = (
+        update(TOKENS)
+        .where(t.instance_id == instance_id, t.revoked_at.is_(None))
+        .values(revoked_at=bindparam("now"), rotated_at=bindparam("now"))
+        .returning(t.id)
+        .cte("revoked")
+    )
     write = (
         insert(ACTION_LOGS)
         .values({name: bindparam(f"log_{name}") for name in LOG_COLUMNS})
+        # How many tokens this revoked: only then are other replicas told.
+        .returning(select(func.count()).select_from(revoked).scalar_subquery())
         .add_cte(
-            update(TOKENS)
-            .where(t.instance_id == instance_id, t.revoked_at.is_(None))
-            .values(revoked_at=bindparam("now"), rotated_at=bindparam("now"))
-            .cte("revoked"),
+            revoked,
             insert(TOKENS)
             .values(
                 id=bindparam("token_id"),
@@ -156,6 +162,8 @@ class Registration:
     token: str
     # The instance's worker columns, for the heartbeat writer to apply (None: written).
     facts: dict[str, Any] | None
+    # Live tokens of the instance this registration revoked (a worker registering again).
+    revoked_tokens: int
 
 
 async def register(
@@ -219,7 +227,7 @@ async def register(
         details={"agent_version": agent_version, "version_mismatch": mismatch},
         **about,
     )
-    await session.execute(
+    revoked_tokens = await session.scalar(
         WRITE_REGISTRATION,
         {
             "p_instance": instance.id,
@@ -230,7 +238,7 @@ async def register(
             **{f"log_{name}": value for name, value in registered_log.items()},
         },
     )
-    return Registration(instance.id, token, None if mismatch else facts)
+    return Registration(instance.id, token, None if mismatch else facts, revoked_tokens or 0)
 
 
 async def instance_for_token(*, session: AsyncSession, cache: TokenCache, token: str) -> uuid.UUID:
