@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, cast
 
-import httpx
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_session_factory
 from inventiv_common.db.models import ActionLog
 from inventiv_common.providers.base import CatalogType
 from inventiv_common.providers.mock import MOCK_CATALOG
-from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.catalog import CatalogLoop
-from inventiv_orchestrator.settings import OrchestratorSettings
+from tests.orchestrator.contexts import loop_context
 
 
 class SlowCatalog:
@@ -42,22 +38,8 @@ async def test_replicas_hearing_one_request_sync_once_and_log_once(engine: Async
             {"slug": f"cat-{uuid.uuid4().hex[:8]}"},
         )
         await session.commit()
-    settings = OrchestratorSettings(DATABASE_URL="postgresql://unused/x", REDIS_URL="redis://x")
     provider = SlowCatalog()
-    replicas = [
-        CatalogLoop(
-            Context(
-                settings,
-                sessions,
-                cast(Any, None),
-                KeyRing("k" * 32),
-                {"mock": cast(Any, provider)},
-                httpx.AsyncClient(),
-            ),
-            3600,
-        )
-        for _ in range(2)
-    ]
+    replicas = [CatalogLoop(loop_context(sessions, {"mock": provider}), 3600) for _ in range(2)]
     for replica in replicas:
         replica.request(org)
     await asyncio.gather(*(replica.run_once() for replica in replicas))

@@ -4,29 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
-import httpx
-
-from inventiv_common.crypto import KeyRing
 from inventiv_common.lifecycle import InstanceStatus as S
 from inventiv_common.providers.base import ProviderServer
-from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.health import HealthLoop, Move
-from inventiv_orchestrator.settings import OrchestratorSettings
+from tests.orchestrator.contexts import loop_context
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 SERVER = ProviderServer("srv-1", "i-1", "running", "local-1", "127.0.0.1", 1, 2)
 
 
 def health_loop() -> HealthLoop:
-    settings = OrchestratorSettings(
-        DATABASE_URL="postgresql://unused/unused",
-        REDIS_URL="redis://unused:6379/0",
-        WORKER_HEARTBEAT_INTERVAL_S=5.0,
-    )
-    no = cast(Any, None)
-    return HealthLoop(Context(settings, no, no, KeyRing("k" * 32), {}, httpx.AsyncClient()))
+    return HealthLoop(loop_context(WORKER_HEARTBEAT_INTERVAL_S=5.0))
 
 
 def row(status: S, *, beat_age_s: float = 1.0, steps: list[str] | None = None) -> Any:
