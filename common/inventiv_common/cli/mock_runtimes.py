@@ -30,6 +30,17 @@ def _keyring() -> KeyRing:
     return KeyRing(key or DEV_SECRET_FALLBACK)
 
 
+def _seconds(name: str) -> float:
+    raw = os.environ.get(name) or "0"
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if value < 0:
+        raise ConfigError(f"{name}={raw!r} is not a number of seconds")
+    return value
+
+
 async def run(command: str, instance_id: str | None, database_url: str) -> list[str]:
     engine = make_engine(database_url, pool_size=2, app_name="inventiv-cli")
     sessions = make_session_factory(engine)
@@ -39,9 +50,9 @@ async def run(command: str, instance_id: str | None, database_url: str) -> list[
         home=home,
         docker_image=os.environ.get("MOCK_DOCKER_IMAGE", "inventiv-worker:latest"),
         timings=MockTimings(
-            boot_s=float(os.environ.get("MOCK_BOOT_DELAY_S", "0")),
-            install_s=float(os.environ.get("MOCK_INSTALL_DELAY_S", "0")),
-            engine_startup_s=float(os.environ.get("MOCK_ENGINE_STARTUP_DELAY_S", "0")),
+            boot_s=_seconds("MOCK_BOOT_DELAY_S"),
+            install_s=_seconds("MOCK_INSTALL_DELAY_S"),
+            engine_startup_s=_seconds("MOCK_ENGINE_STARTUP_DELAY_S"),
         ),
         engine_flags=os.environ.get("MOCK_ENGINE_FLAGS", ""),
     )
