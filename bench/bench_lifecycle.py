@@ -27,13 +27,14 @@ import psutil
 
 from inventiv_api.gateway.upstream import UpstreamError, UpstreamPool
 from inventiv_common.agent_checksum import expected_agent_checksum
-from inventiv_common.bus import CMD_PROVISION, Envelope, EventBus
+from inventiv_common.bus import Envelope, EventBus
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_engine, make_session_factory
 from inventiv_common.db.models import Instance
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
 from inventiv_common.instance_secrets import ensure as ensure_secrets
 from inventiv_common.instance_secrets import open_secrets
+from inventiv_common.messages import CMD_PROVISION
 from inventiv_common.net import free_port
 from inventiv_common.settings import DEV_SECRET_FALLBACK
 

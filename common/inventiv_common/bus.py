@@ -27,16 +27,10 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from inventiv_common.messages import channel_of
+
 log = logging.getLogger(__name__)
 
-ORCHESTRATOR_CHANNEL = "orchestrator_events"
-FINOPS_CHANNEL = "finops_events"
-
-# Commands the API sends the orchestrator.
-CMD_PROVISION = "CMD:PROVISION"
-CMD_TERMINATE = "CMD:TERMINATE"
-CMD_SYNC_CATALOG = "CMD:SYNC_CATALOG"
-CMD_RECONCILE = "CMD:RECONCILE"
 # Messages are wake-up hints: a publish that Redis does not answer in this time is
 # given up (and logged), so a loop pass or a request never waits on a Redis restart.
 PUBLISH_TIMEOUT_S = 2.0
@@ -45,7 +39,8 @@ Handler = Callable[["Envelope"], Awaitable[None]]
 
 
 class Envelope(BaseModel):
-    """One message on the bus. `type` is `CMD:NAME` or `EVT:NAME`."""
+    """One message on the bus. `type` is `CMD:NAME` or `EVT:NAME`, one of those listed
+    in `inventiv_common.messages`, which also says on which channel it travels."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -61,7 +56,7 @@ class Envelope(BaseModel):
         return self.type.startswith("CMD:")
 
     def default_channel(self) -> str:
-        return ORCHESTRATOR_CHANNEL if self.is_command else FINOPS_CHANNEL
+        return channel_of(self.type).value
 
 
 class EventBus:

@@ -42,6 +42,10 @@ ARCHIVABLE_STATES = frozenset({S.terminated, S.failed})
 LIVE_STATES = frozenset(set(S) - ARCHIVABLE_STATES)
 
 
+# The step an instance starts with, written with its row when it is requested.
+FIRST_STEP = "request_accepted"
+
+
 def can_transition(current: InstanceStatus, target: InstanceStatus) -> bool:
     return target in ALLOWED_TRANSITIONS[current]
 

@@ -13,9 +13,6 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from inventiv_common.bus import (
-    CMD_PROVISION,
-    FINOPS_CHANNEL,
-    ORCHESTRATOR_CHANNEL,
     PUBLISH_TIMEOUT_S,
     Envelope,
     EventBus,
@@ -23,6 +20,7 @@ from inventiv_common.bus import (
     publish_after_commit,
 )
 from inventiv_common.db.models import Provider
+from inventiv_common.messages import CMD_PROVISION, Channel
 from tests.support import ThrowawayRedis
 
 
@@ -49,8 +47,8 @@ async def listening(
 
 
 def test_envelope_types_are_validated() -> None:
-    assert Envelope(type="CMD:PROVISION").default_channel() == ORCHESTRATOR_CHANNEL
-    assert Envelope(type="EVT:TOKENS_USED").default_channel() == FINOPS_CHANNEL
+    assert Envelope(type="CMD:PROVISION").default_channel() == Channel.orchestrator
+    assert Envelope(type="EVT:TOKENS_USED").default_channel() == Channel.finops
     for bad in ("PROVISION", "cmd:provision", "CMD:", "EVT:bad-name"):
         with pytest.raises(ValidationError):
             Envelope(type=bad)
@@ -64,7 +62,7 @@ async def test_round_trip_keeps_every_field(bus: EventBus) -> None:
         correlation_id="req-1",
         payload={"instance_id": str(uuid.uuid4()), "n": 3},
     )
-    async with listening(bus, [ORCHESTRATOR_CHANNEL, FINOPS_CHANNEL]) as (received, _):
+    async with listening(bus, [Channel.orchestrator, Channel.finops]) as (received, _):
         assert await bus.publish(sent) == 1
         await bus.publish(Envelope(type="EVT:COST_COMPUTED"))
         first = await asyncio.wait_for(received.get(), 5)
@@ -74,9 +72,9 @@ async def test_round_trip_keeps_every_field(bus: EventBus) -> None:
 
 
 async def test_malformed_messages_are_skipped(bus: EventBus) -> None:
-    async with listening(bus, [ORCHESTRATOR_CHANNEL]) as (received, _):
-        await bus.redis.publish(bus.channel(ORCHESTRATOR_CHANNEL), b"not json")
-        await bus.redis.publish(bus.channel(ORCHESTRATOR_CHANNEL), b'{"type": "nope"}')
+    async with listening(bus, [Channel.orchestrator]) as (received, _):
+        await bus.redis.publish(bus.channel(Channel.orchestrator), b"not json")
+        await bus.redis.publish(bus.channel(Channel.orchestrator), b'{"type": "nope"}')
         await bus.publish(Envelope(type=CMD_PROVISION))
         got = await asyncio.wait_for(received.get(), 5)
     assert got.type == CMD_PROVISION
@@ -85,7 +83,7 @@ async def test_malformed_messages_are_skipped(bus: EventBus) -> None:
 
 async def test_events_go_out_only_after_commit(engine: AsyncEngine, bus: EventBus) -> None:
     code = f"test-{uuid.uuid4().hex[:8]}"
-    async with listening(bus, [ORCHESTRATOR_CHANNEL]) as (received, _):
+    async with listening(bus, [Channel.orchestrator]) as (received, _):
         async with AsyncSession(engine) as session:
             session.add(Provider(code=code + "-rolled-back", name="x"))
             publish_after_commit(session, Envelope(type="CMD:RECONCILE", correlation_id="rollback"))
@@ -109,7 +107,7 @@ async def test_a_transaction_s_events_go_out_together_in_order(
         Envelope(type="EVT:COST_COMPUTED", correlation_id="2"),
         Envelope(type="CMD:PROVISION", correlation_id="3"),
     ]
-    async with listening(bus, [ORCHESTRATOR_CHANNEL, FINOPS_CHANNEL]) as (received, _):
+    async with listening(bus, [Channel.orchestrator, Channel.finops]) as (received, _):
         async with AsyncSession(engine) as session:
             for envelope in sent:
                 publish_after_commit(session, envelope)
@@ -138,7 +136,7 @@ async def test_listener_reconnects_after_redis_restarts(tmp_path: Path) -> None:
     redis.start()
     bus = EventBus(redis.url)
     try:
-        async with listening(bus, [ORCHESTRATOR_CHANNEL]) as (received, subscribed):
+        async with listening(bus, [Channel.orchestrator]) as (received, subscribed):
             await bus.publish(Envelope(type="CMD:RECONCILE", correlation_id="before"))
             assert (await asyncio.wait_for(received.get(), 5)).correlation_id == "before"
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from inventiv_common.bus import Envelope
-from inventiv_common.finops import EVT_INFERENCE_USAGE_RECORDED
+from inventiv_common.messages import EVT_INFERENCE_USAGE_RECORDED
 from tests.finops.conftest import T0, Books
 from tests.support import REDIS_URL, ServiceProcess, clean_env, free_port
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from inventiv_common.bus import FINOPS_CHANNEL, ORCHESTRATOR_CHANNEL, Envelope, EventBus
+from inventiv_common.bus import Envelope, EventBus
 from inventiv_common.finops import floor_minute, month_start
+from inventiv_common.messages import Channel
 from tests.api.conftest import ADMIN_PASSWORD, LiveApi, create_user, invite_and_join, start_api
 from tests.finops.conftest import T0, Books
 from tests.finops.test_costs import cost, three_instances
@@ -254,7 +255,7 @@ async def heard(bus: EventBus, *channels: str) -> AsyncIterator[list[Envelope]]:
         got.append(envelope)
 
     task = asyncio.create_task(
-        bus.listen(list(channels or [FINOPS_CHANNEL]), keep, stop=stop, subscribed=subscribed)
+        bus.listen(list(channels or [Channel.finops]), keep, stop=stop, subscribed=subscribed)
     )
     await asyncio.wait_for(subscribed.wait(), 5)
     try:
@@ -311,7 +312,7 @@ async def test_budget_thresholds_fire_once_the_cap_refuses_and_stop_at_cap_stops
     )
 
     assert owner.put("/finops/budget", json={**body, "stop_at_cap": True}).status_code == 200
-    async with heard(bus, ORCHESTRATOR_CHANNEL) as commands:
+    async with heard(bus, Channel.orchestrator) as commands:
         await books.loop.tick(start + 12 * MINUTE)
     assert books.loop.last is not None and books.loop.last.budgets.stopped == [instance_id]
     assert [(c.type, c.payload["instance_id"]) for c in commands] == [

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from inventiv_common.db.engine import make_session_factory
 from inventiv_common.db.models import Instance
 from inventiv_common.lifecycle import InstanceStatus
-from inventiv_common.transitions import transition
+from inventiv_orchestrator.transitions import transition
 from tests.support import installing_instance
 
 

@@ -33,10 +33,10 @@ from inventiv_api.security.ratelimit import RateLimiter
 from inventiv_api.settings import ApiSettings, get_settings
 from inventiv_api.users.router import router as users_router
 from inventiv_api.worker_proxy import router as worker_proxy_router
-from inventiv_common.bus import FINOPS_CHANNEL, Envelope
+from inventiv_common.bus import Envelope
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
-from inventiv_common.transitions import INSTANCE_CHANGED
+from inventiv_common.messages import EVT_INSTANCE_STATUS_CHANGED, Channel
 from inventiv_common.version import version_info
 from inventiv_common.web import ServiceResources, build_service_app, public_route
 
@@ -86,10 +86,10 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
         # An instance that changed state is routed to (or not) at once.
         async def on_event(envelope: Envelope) -> None:
-            if envelope.type == INSTANCE_CHANGED:
+            if envelope.type == EVT_INSTANCE_STATUS_CHANGED:
                 routes.changed()
 
-        resources.spawn(resources.bus.listen([FINOPS_CHANNEL], on_event), name="gateway-events")
+        resources.spawn(resources.bus.listen([Channel.finops], on_event), name="gateway-events")
 
     async def bootstrap(resources: ServiceResources) -> None:
         async with resources.session_factory() as session:

@@ -12,9 +12,9 @@ import asyncio
 
 from fastapi import FastAPI
 
-from inventiv_common.bus import FINOPS_CHANNEL, Envelope
+from inventiv_common.bus import Envelope
 from inventiv_common.dispatch import BusConsumer, Dispatcher
-from inventiv_common.finops import EVT_INFERENCE_USAGE_RECORDED
+from inventiv_common.messages import EVT_INFERENCE_USAGE_RECORDED, channels_heard_by
 from inventiv_common.web import ServiceResources, build_service_app
 from inventiv_finops.loop import FinopsLoop
 from inventiv_finops.settings import FinopsSettings, get_settings
@@ -23,7 +23,7 @@ from inventiv_finops.settings import FinopsSettings, get_settings
 def create_app(settings: FinopsSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     dispatcher = Dispatcher()
-    consumer = BusConsumer([FINOPS_CHANNEL], dispatcher)
+    consumer = BusConsumer(channels_heard_by("finops"), dispatcher)
     stop = asyncio.Event()
 
     async def start_finops(resources: ServiceResources) -> None:

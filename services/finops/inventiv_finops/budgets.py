@@ -20,16 +20,13 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
+from inventiv_common.actions import log_action
 from inventiv_common.bus import Envelope, publish_after_commit
 from inventiv_common.db.models import Budget, BudgetAlert, CostActualDay, Instance
-from inventiv_common.finops import (
-    EVT_BUDGET_CAP_REACHED,
-    EVT_BUDGET_THRESHOLD_REACHED,
-    month_start,
-    next_month,
-)
+from inventiv_common.finops import month_start, next_month
+from inventiv_common.instance_requests import request_termination
 from inventiv_common.lifecycle import ARCHIVABLE_STATES, InstanceStatus
-from inventiv_common.transitions import log_action, request_termination
+from inventiv_common.messages import EVT_BUDGET_CAP_REACHED, EVT_BUDGET_THRESHOLD_REACHED
 
 # An instance in one of these needs no stopping: ended, or already ending.
 _ENDED = [s.value for s in ARCHIVABLE_STATES | {InstanceStatus.terminating}]

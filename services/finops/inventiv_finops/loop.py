@@ -12,8 +12,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.bus import Envelope, EventBus, commit_and_publish, publish_after_commit
-from inventiv_common.finops import EVT_COSTS_COMPUTED, utcnow
+from inventiv_common.finops import utcnow
 from inventiv_common.loops import Loop
+from inventiv_common.messages import EVT_COSTS_COMPUTED
 from inventiv_finops.budgets import BudgetPass, check_budgets
 from inventiv_finops.costing import BillingPass, bill_minutes
 from inventiv_finops.pricing import BATCH, price_usage

@@ -8,16 +8,17 @@ import time
 import httpx
 from fastapi import Depends, FastAPI, Request
 
-from inventiv_common.bus import (
+from inventiv_common.bus import Envelope
+from inventiv_common.crypto import KeyRing
+from inventiv_common.dispatch import BusConsumer, Dispatcher
+from inventiv_common.messages import (
     CMD_PROVISION,
     CMD_RECONCILE,
     CMD_SYNC_CATALOG,
     CMD_TERMINATE,
-    ORCHESTRATOR_CHANNEL,
-    Envelope,
+    EVT_WORKER_TOKENS_REVOKED,
+    channels_heard_by,
 )
-from inventiv_common.crypto import KeyRing
-from inventiv_common.dispatch import BusConsumer, Dispatcher
 from inventiv_common.version import version_info
 from inventiv_common.web import (
     ServiceResources,
@@ -36,17 +37,14 @@ from inventiv_orchestrator.loops.terminator import TerminatorLoop
 from inventiv_orchestrator.loops.watchdog import WatchdogLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
 from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
-from inventiv_orchestrator.workers.revocations import (
-    EVT_WORKER_TOKENS_REVOKED,
-    RevocationNotices,
-)
+from inventiv_orchestrator.workers.revocations import RevocationNotices
 from inventiv_orchestrator.workers.router import WorkerEndpoints
 
 
 def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     dispatcher = Dispatcher()
-    consumer = BusConsumer([ORCHESTRATOR_CHANNEL], dispatcher)
+    consumer = BusConsumer(channels_heard_by("orchestrator"), dispatcher)
     heartbeats = HeartbeatBuffer()
     loops: dict[str, Loop] = {}
     stop = asyncio.Event()

@@ -19,8 +19,8 @@ from fastapi.responses import StreamingResponse
 from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
-from inventiv_common.bus import FINOPS_CHANNEL, Envelope
-from inventiv_common.transitions import INSTANCE_CHANGED
+from inventiv_common.bus import Envelope
+from inventiv_common.messages import EVT_INSTANCE_STATUS_CHANGED, Channel
 from inventiv_common.web import resources_of
 
 router = APIRouter(tags=["instances"])
@@ -35,7 +35,7 @@ async def instance_events(principal: Reader, request: Request) -> StreamingRespo
 
     async def stream() -> AsyncIterator[bytes]:
         pubsub = bus.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(bus.channel(FINOPS_CHANNEL))
+        await pubsub.subscribe(bus.channel(Channel.finops))
         try:
             yield b"event: ready\ndata: {}\n\n"
             while not await request.is_disconnected():
@@ -47,7 +47,10 @@ async def instance_events(principal: Reader, request: Request) -> StreamingRespo
                     envelope = Envelope.model_validate_json(message["data"])
                 except ValueError:
                     continue
-                if envelope.type != INSTANCE_CHANGED or envelope.organization_id != org_id:
+                if (
+                    envelope.type != EVT_INSTANCE_STATUS_CHANGED
+                    or envelope.organization_id != org_id
+                ):
                     continue
                 data = json.dumps({**envelope.payload, "at": envelope.occurred_at.isoformat()})
                 yield f"event: instance\ndata: {data}\n\n".encode()

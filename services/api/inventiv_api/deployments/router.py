@@ -16,7 +16,8 @@ from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.schemas import InstanceOut, VolumeOut
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
-from inventiv_common.bus import CMD_SYNC_CATALOG, Envelope, commit_and_publish
+from inventiv_common.bus import Envelope, commit_and_publish
+from inventiv_common.messages import CMD_SYNC_CATALOG
 
 router = APIRouter(tags=["instances"])
 Operator = Annotated[Principal, Depends(require(P.instances_manage))]

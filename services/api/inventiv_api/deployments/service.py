@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import cast
 
-from sqlalchemy import Table, select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.errors import ApiError, conflict, not_found
@@ -15,7 +14,8 @@ from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.service import get_instance, get_model
 from inventiv_api.security.principal import Principal
 from inventiv_common import actions, instance_secrets
-from inventiv_common.bus import CMD_PROVISION, CMD_RECONCILE, Envelope, publish_after_commit
+from inventiv_common.actions import log_action
+from inventiv_common.bus import Envelope, publish_after_commit
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.models import (
     Instance,
@@ -26,11 +26,9 @@ from inventiv_common.db.models import (
     Zone,
 )
 from inventiv_common.finops import cap_reached, utcnow
+from inventiv_common.instance_requests import first_steps, request_termination, set_flags
 from inventiv_common.lifecycle import ARCHIVABLE_STATES, LIVE_STATES, InstanceStatus
-from inventiv_common.transitions import log_action, record_step, request_termination
-
-# Core table: updates through it leave the ORM's version counter to the orchestrator.
-INSTANCES = cast(Table, Instance.__table__)
+from inventiv_common.messages import CMD_PROVISION, CMD_RECONCILE
 
 
 async def create(
@@ -98,9 +96,8 @@ async def create(
         model_id=model.id,
         status=InstanceStatus.provisioning.value,
         progress_percent=0,
-        progress_steps=[],
+        progress_steps=first_steps(),
     )
-    record_step(instance, "request_accepted")
     # Sealed now, in the row's first write: the orchestrator hands them to the provider
     # without a write of its own first.
     instance_secrets.ensure(instance, keyring)
@@ -159,14 +156,9 @@ async def archive(
             f"only terminated or failed instances can be archived, not {instance.status}",
         )
     if not instance.is_archived:
-        await session.execute(
-            update(INSTANCES)
-            .where(INSTANCES.c.id == instance.id)
-            .values(is_archived=True, archived_at=datetime.now(UTC))
-        )
+        await set_flags(session, instance, is_archived=True, archived_at=datetime.now(UTC))
         log_action(session, instance, actions.ARCHIVED, component="api", user_id=principal.user_id)
         await session.flush()
-        await session.refresh(instance)
     return instance
 
 

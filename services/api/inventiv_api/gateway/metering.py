@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.bus import Envelope, EventBus
 from inventiv_common.db.models import InstanceRequestMetrics
-from inventiv_common.finops import EVT_INFERENCE_USAGE_RECORDED
+from inventiv_common.messages import EVT_INFERENCE_USAGE_RECORDED
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 200_000

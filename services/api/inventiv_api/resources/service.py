@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import Table, func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.errors import forbidden, not_found
 from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.principal import Principal
 from inventiv_common.db.models import Instance, InstanceRequestMetrics, InstanceVolume, Model
+from inventiv_common.instance_requests import set_flags
 
 
 async def list_instances(
@@ -108,12 +109,6 @@ async def set_instance_activation(
     active: bool,
 ) -> Instance:
     instance = await get_instance(session=session, principal=principal, instance_id=resource_id)
-    # A plain UPDATE: switching activations is not a lifecycle change and must not
-    # collide with the orchestrator's versioned writes of the same row.
-    table = Instance.__table__
-    assert isinstance(table, Table)
-    await session.execute(
-        update(table).where(table.c.id == instance.id).values({f"{kind}_activation": active})
-    )
-    await session.refresh(instance)
+    # A flag, not a lifecycle change: it must not collide with the orchestrator's writes.
+    await set_flags(session, instance, **{f"{kind}_activation": active})
     return instance

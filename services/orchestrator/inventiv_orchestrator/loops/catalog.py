@@ -17,9 +17,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
+from inventiv_common.actions import log_action
 from inventiv_common.db.models import InstanceType, InstanceTypeZone, Provider, Region, Zone
 from inventiv_common.providers.base import CatalogType, ProviderError
-from inventiv_common.transitions import log_action
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 

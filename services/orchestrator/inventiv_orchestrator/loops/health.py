@@ -23,13 +23,14 @@ from sqlalchemy import ColumnElement, Row, Table, and_, case, null, or_, select,
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
+from inventiv_common.actions import log_action
 from inventiv_common.bus import commit_and_publish
 from inventiv_common.db.models import Instance, Provider
 from inventiv_common.lifecycle import InstanceStatus as S
 from inventiv_common.providers.base import ProviderServer
-from inventiv_common.transitions import log_action, record_step, transition
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
+from inventiv_orchestrator.transitions import record_step, transition
 
 INSTANCES = cast(Table, Instance.__table__)
 WATCHED = (S.booting, S.installing, S.starting, S.ready, S.unhealthy)

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions, instance_secrets
+from inventiv_common.actions import log_action
 from inventiv_common.bus import commit_and_publish
 from inventiv_common.db.models import Instance, InstanceType, InstanceVolume, Model, Provider, Zone
 from inventiv_common.lifecycle import InstanceStatus as S
@@ -25,9 +26,9 @@ from inventiv_common.providers.base import (
     ProviderServer,
     ServerSpec,
 )
-from inventiv_common.transitions import log_action, record_step, transition
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop, claim
+from inventiv_orchestrator.transitions import record_step, transition
 
 # Instances claimed per transaction, and transactions in flight. The creates of a batch
 # run concurrently (a provider call is mostly waiting); the database work of the batch

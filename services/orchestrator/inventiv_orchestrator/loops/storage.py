@@ -22,10 +22,10 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
+from inventiv_common.actions import log_action
 from inventiv_common.db.models import Instance, InstanceVolume, Provider
 from inventiv_common.lifecycle import LIVE_STATES
 from inventiv_common.providers.base import CloudProvider, ProviderError, ProviderVolume
-from inventiv_common.transitions import log_action
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 

@@ -14,13 +14,14 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions
+from inventiv_common.actions import log_action
 from inventiv_common.bus import commit_and_publish
 from inventiv_common.db.models import Instance, InstanceVolume, Provider, WorkerAuthToken
 from inventiv_common.lifecycle import InstanceStatus as S
 from inventiv_common.providers.base import CloudProvider, ProviderError
-from inventiv_common.transitions import log_action, transition
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop, claim_one
+from inventiv_orchestrator.transitions import transition
 
 BATCH = 50
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from inventiv_common import actions
+from inventiv_common.actions import log_action
 from inventiv_common.db.models import Instance
 from inventiv_common.lifecycle import LIVE_STATES
 from inventiv_common.providers.base import ProviderError
-from inventiv_common.transitions import log_action
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 

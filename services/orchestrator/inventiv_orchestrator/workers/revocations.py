@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import uuid
 
-from inventiv_common.bus import ORCHESTRATOR_CHANNEL, Envelope
+from inventiv_common.bus import Envelope
+from inventiv_common.messages import EVT_WORKER_TOKENS_REVOKED, Channel
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
-
-EVT_WORKER_TOKENS_REVOKED = "EVT:WORKER_TOKENS_REVOKED"
 
 
 class RevocationNotices(Loop):
@@ -36,7 +35,7 @@ class RevocationNotices(Loop):
                 type=EVT_WORKER_TOKENS_REVOKED,
                 payload={"replica": self.replica, "instances": sorted(map(str, revoked))},
             )
-            await self.ctx.bus.publish_safe(notice, ORCHESTRATOR_CHANNEL)
+            await self.ctx.bus.publish_safe(notice, Channel.orchestrator)
         return len(revoked)
 
     async def on_notice(self, envelope: Envelope) -> None:

@@ -26,10 +26,10 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_common import actions, instance_secrets
+from inventiv_common.actions import action_values
 from inventiv_common.agent_checksum import expected_agent_checksum
 from inventiv_common.db.models import ActionLog, Instance, WorkerAuthToken
 from inventiv_common.lifecycle import InstanceStatus as S
-from inventiv_common.transitions import action_values
 from inventiv_orchestrator.settings import OrchestratorSettings
 
 # Longer than a heartbeat interval, so a steady worker costs no database read. A token
