@@ -89,7 +89,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             if envelope.type == EVT_INSTANCE_STATUS_CHANGED:
                 routes.changed()
 
-        resources.spawn(resources.bus.listen([Channel.finops], on_event), name="gateway-events")
+        resources.spawn(resources.bus.listen([Channel.instances], on_event), name="gateway-events")
 
     async def bootstrap(resources: ServiceResources) -> None:
         async with resources.session_factory() as session:

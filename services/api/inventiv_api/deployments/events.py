@@ -35,7 +35,7 @@ async def instance_events(principal: Reader, request: Request) -> StreamingRespo
 
     async def stream() -> AsyncIterator[bytes]:
         pubsub = bus.redis.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(bus.channel(Channel.finops))
+        await pubsub.subscribe(bus.channel(Channel.instances))
         try:
             yield b"event: ready\ndata: {}\n\n"
             while not await request.is_disconnected():
