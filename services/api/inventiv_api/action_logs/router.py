@@ -12,9 +12,9 @@ from sqlalchemy import Select, func, select
 
 from inventiv_api.deps import SessionDep
 from inventiv_api.errors import ApiError
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common.db.models import ActionLog, ActionType
 
 router = APIRouter(tags=["action logs"])

@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.api_keys.schemas import ApiKeyCreate
 from inventiv_api.errors import ApiError, not_found
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.permissions import Permission
 from inventiv_api.security.principal import Principal
 from inventiv_api.security.secrets import API_KEY_PREFIX, display_prefix, new_token, token_hash
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common.db.models import ApiKey, Model
 
 

@@ -12,9 +12,9 @@ from pydantic import BaseModel, ConfigDict
 from inventiv_api.audit import service
 from inventiv_api.deps import SessionDep
 from inventiv_api.errors import ApiError
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.security.workspace import current_org_id
 
 router = APIRouter(prefix="/audit_logs", tags=["audit"])
 Auditor = Annotated[Principal, Depends(require(P.audit_read))]

@@ -27,11 +27,11 @@ from inventiv_api.catalog.schemas import (
 )
 from inventiv_api.deps import SessionDep
 from inventiv_api.errors import ApiError, conflict, forbidden, not_found
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.schemas import ModelOut
 from inventiv_api.resources.service import get_model
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common.db.models import (
     Instance,
     InstanceType,

@@ -16,9 +16,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import StreamingResponse
 
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common.bus import Envelope
 from inventiv_common.messages import EVT_INSTANCE_STATUS_CHANGED, Channel
 from inventiv_common.web import resources_of

@@ -12,10 +12,10 @@ from pydantic import BaseModel, ConfigDict
 from inventiv_api.audit import service as audit
 from inventiv_api.deployments import service
 from inventiv_api.deps import BusDep, KeyRingDep, SessionDep
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.schemas import InstanceOut, VolumeOut
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common.bus import Envelope, commit_and_publish
 from inventiv_common.messages import CMD_SYNC_CATALOG
 

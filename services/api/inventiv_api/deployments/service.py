@@ -10,9 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.errors import ApiError, conflict, not_found
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.resources.service import get_instance, get_model
 from inventiv_api.security.principal import Principal
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common import actions, instance_secrets
 from inventiv_common.actions import log_action
 from inventiv_common.bus import Envelope, publish_after_commit

@@ -24,9 +24,9 @@ from inventiv_api.finops.ranges import (
     parse_moment,
     window,
 )
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common.finops import month_start
 
 router = APIRouter(prefix="/finops", tags=["finops"])

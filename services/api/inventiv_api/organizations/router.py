@@ -23,6 +23,7 @@ from inventiv_api.organizations.schemas import (
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.permissions import Role
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.security.workspace import current_org_id
 
 router = APIRouter(prefix="/organizations", tags=["organizations"])
 
@@ -94,7 +95,7 @@ async def select_workspace(
 
 @router.get("/current/members", response_model=list[MemberOut])
 async def list_members(principal: MembersReader, session: SessionDep) -> list[MemberOut]:
-    rows = await service.list_members(session=session, org_id=service.current_org_id(principal))
+    rows = await service.list_members(session=session, org_id=current_org_id(principal))
     return [
         MemberOut(
             user_id=user.id,
@@ -173,7 +174,7 @@ async def leave(principal: Member, request: Request, session: SessionDep) -> Res
 async def list_invitations(
     principal: InvitationsReader, session: SessionDep
 ) -> list[InvitationOut]:
-    rows = await service.list_invitations(session=session, org_id=service.current_org_id(principal))
+    rows = await service.list_invitations(session=session, org_id=current_org_id(principal))
     return [InvitationOut.model_validate(row) for row in rows]
 
 

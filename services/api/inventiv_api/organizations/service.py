@@ -13,6 +13,7 @@ from inventiv_api.identity.bootstrap import slugify
 from inventiv_api.security.permissions import ROLE_RANK, Role, outranks_or_equals
 from inventiv_api.security.principal import Principal
 from inventiv_api.security.secrets import new_token, token_hash
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common.db.models import (
     Organization,
     OrganizationInvitation,
@@ -20,12 +21,6 @@ from inventiv_common.db.models import (
     User,
     UserSession,
 )
-
-
-def current_org_id(principal: Principal) -> uuid.UUID:
-    if principal.organization_id is None:
-        raise ApiError(403, "organization_required", "select an organization workspace first")
-    return principal.organization_id
 
 
 async def memberships_of(

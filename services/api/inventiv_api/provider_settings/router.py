@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Path, Request
 
 from inventiv_api.audit import service as audit
 from inventiv_api.deps import KeyRingDep, SessionDep
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.provider_settings import service
 from inventiv_api.provider_settings.schemas import (
     ProviderConfigStatus,
@@ -17,6 +16,7 @@ from inventiv_api.provider_settings.schemas import (
 )
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.security.workspace import current_org_id
 
 router = APIRouter(tags=["provider settings"])
 Reader = Annotated[Principal, Depends(require(P.provider_settings_read))]

@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.errors import forbidden, not_found
-from inventiv_api.organizations.service import current_org_id
 from inventiv_api.security.principal import Principal
+from inventiv_api.security.workspace import current_org_id
 from inventiv_common.db.models import Instance, InstanceRequestMetrics, InstanceVolume, Model
 from inventiv_common.instance_requests import set_flags
 
