@@ -12,7 +12,8 @@ from inventiv_common.bus import EventBus
 from inventiv_common.db.engine import make_engine
 from inventiv_common.db.migrate import run_migrations
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
-from tests.support import REDIS_URL, create_database, drop_database
+from tests.support.databases import create_database, drop_database
+from tests.support.redis_servers import REDIS_URL
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from inventiv_api.settings import ApiSettings
 from inventiv_common.settings import CommonSettings
 from inventiv_finops.settings import FinopsSettings
 from inventiv_orchestrator.settings import OrchestratorSettings
-from tests.support import ROOT
+from tests.support.paths import ROOT
 
 APP_SERVICES = {"api": 8003, "orchestrator": 8001, "finops": 8005}
 # Variables read outside the settings classes (CLI, images, compose).

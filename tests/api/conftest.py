@@ -16,7 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import REDIS_URL, ServiceProcess, clean_env, free_port
+from inventiv_common.net import free_port
+from tests.support.processes import ServiceProcess, clean_env
+from tests.support.redis_servers import REDIS_URL
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 PASSWORD = "a-long-enough-password"

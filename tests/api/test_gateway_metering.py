@@ -15,7 +15,7 @@ from inventiv_common.db.engine import make_engine, make_session_factory
 from inventiv_common.db.models import InferenceUsage, Instance, InstanceRequestMetrics
 from inventiv_common.net import free_port
 from tests.api.test_gateway_routing import Fleet
-from tests.support import MOCK_MODEL
+from tests.support.mock_engine import MOCK_MODEL
 
 
 def usage(org: uuid.UUID, instance: uuid.UUID, model: uuid.UUID, *, ok: bool = True) -> Usage:

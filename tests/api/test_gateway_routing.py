@@ -16,7 +16,7 @@ from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_session_factory
 from inventiv_common.db.models import Instance, InstanceType, Model, Organization, Zone
 from inventiv_common.settings import DEV_SECRET_FALLBACK
-from tests.support import MOCK_MODEL
+from tests.support.mock_engine import MOCK_MODEL
 
 KEYRING = KeyRing(DEV_SECRET_FALLBACK)
 

@@ -14,7 +14,7 @@ import pytest
 
 from inventiv_api.gateway.upstream import ConnectFailed, UpstreamError, UpstreamPool
 from inventiv_common.net import free_port
-from tests.support import MOCK_MODEL, MockEngineProcess
+from tests.support.mock_engine import MOCK_MODEL, MockEngineProcess
 
 KEY = "ek_upstream_test"
 AUTH = [(b"authorization", b"Bearer " + KEY.encode()), (b"content-type", b"application/json")]

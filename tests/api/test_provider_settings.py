@@ -13,7 +13,7 @@ import httpx
 
 from inventiv_common.settings import DEV_SECRET_FALLBACK
 from tests.api.conftest import ADMIN_PASSWORD, World, start_api
-from tests.support import clean_env
+from tests.support.processes import clean_env
 
 SECRET = "scw-secret-" + "s" * 24
 ACCESS = "SCWACCESSKEY1234"

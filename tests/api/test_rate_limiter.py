@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from inventiv_api.security.ratelimit import RateLimiter
-from tests.support import REDIS_URL, ThrowawayRedis
+from tests.support.redis_servers import REDIS_URL, ThrowawayRedis
 
 
 @pytest.fixture(params=["shared", "embedded"])

@@ -15,7 +15,8 @@ import httpx
 import psutil
 import pytest
 
-from tests.support import clean_env, free_port
+from inventiv_common.net import free_port
+from tests.support.processes import clean_env
 
 
 class DevRun:

@@ -21,7 +21,7 @@ from inventiv_common.bus import (
 )
 from inventiv_common.db.models import Provider
 from inventiv_common.messages import CMD_PROVISION, Channel
-from tests.support import ThrowawayRedis
+from tests.support.redis_servers import ThrowawayRedis
 
 
 @asynccontextmanager

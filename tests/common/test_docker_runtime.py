@@ -19,7 +19,7 @@ import pytest
 from inventiv_common.providers.base import ProviderError, ServerSpec
 from inventiv_common.providers.docker_runtime import SERVER_LABEL, DockerRuntime
 from inventiv_common.providers.mock_timing import BOOT_SHIM, MockTimings
-from tests.support import mock_spec
+from tests.support.instances import mock_spec
 
 
 class FakeEngine:

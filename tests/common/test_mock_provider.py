@@ -19,7 +19,7 @@ from inventiv_common.db.models import MockServer
 from inventiv_common.providers.base import ServerSpec
 from inventiv_common.providers.mock import MockProvider
 from inventiv_common.providers.mock_runtime import ProcessRuntime, SimulatedRuntime
-from tests.support import mock_spec
+from tests.support.instances import mock_spec
 
 
 def _spec(name: str) -> ServerSpec:

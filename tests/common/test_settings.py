@@ -16,7 +16,7 @@ from inventiv_common.settings import (
     load_settings,
 )
 from inventiv_orchestrator.settings import OrchestratorSettings
-from tests.support import clean_env
+from tests.support.processes import clean_env
 
 STRONG = "s" * 48
 

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from inventiv_common.bus import Envelope
 from inventiv_common.messages import EVT_INFERENCE_USAGE_RECORDED
+from inventiv_common.net import free_port
 from tests.finops.conftest import T0, Books
-from tests.support import REDIS_URL, ServiceProcess, clean_env, free_port
+from tests.support.processes import ServiceProcess, clean_env
+from tests.support.redis_servers import REDIS_URL
 
 MINUTE = timedelta(minutes=1)
 

@@ -14,8 +14,10 @@ import httpx
 import psutil
 import pytest
 
+from inventiv_common.net import free_port
 from tests.api.conftest import ADMIN_PASSWORD, LiveApi
-from tests.support import REDIS_URL, ServiceProcess, clean_env, free_port
+from tests.support.processes import ServiceProcess, clean_env
+from tests.support.redis_servers import REDIS_URL
 
 HEARTBEAT_S = 0.5
 

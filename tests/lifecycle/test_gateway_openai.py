@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from tests.lifecycle.conftest import Platform
-from tests.support import MOCK_MODEL
+from tests.support.mock_engine import MOCK_MODEL
 
 
 def api_key(platform: Platform, **fields: object) -> str:

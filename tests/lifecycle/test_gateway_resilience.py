@@ -16,9 +16,12 @@ import asyncpg
 import httpx
 import pytest
 
+from inventiv_common.net import free_port
 from tests.lifecycle.conftest import Platform
 from tests.lifecycle.test_gateway_openai import api_key, client, engine_port
-from tests.support import MOCK_MODEL, CuttableLink, ServiceProcess, free_port
+from tests.support.faults import CuttableLink
+from tests.support.mock_engine import MOCK_MODEL
+from tests.support.processes import ServiceProcess
 
 PROMPT = [{"role": "user", "content": "tell me a long story"}]  # five tokens
 

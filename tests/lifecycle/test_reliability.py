@@ -12,7 +12,8 @@ import asyncpg
 import httpx
 
 from tests.lifecycle.conftest import HEARTBEAT_S, Platform, runtime_processes
-from tests.support import ThrowawayRedis, mock_spec
+from tests.support.instances import mock_spec
+from tests.support.redis_servers import ThrowawayRedis
 
 
 async def _servers(database_url: str) -> list[asyncpg.Record]:

@@ -9,7 +9,7 @@ from inventiv_common.db.engine import make_session_factory
 from inventiv_common.db.models import Instance
 from inventiv_common.lifecycle import InstanceStatus
 from inventiv_orchestrator.transitions import transition
-from tests.support import installing_instance
+from tests.support.instances import installing_instance
 
 
 async def test_instances_moved_together_are_written_in_one_statement(

@@ -16,7 +16,7 @@ from inventiv_common.db.models import ActionLog, Instance, WorkerAuthToken
 from inventiv_orchestrator.settings import OrchestratorSettings
 from inventiv_orchestrator.workers import service
 from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
-from tests.support import installing_instance
+from tests.support.instances import installing_instance
 
 SETTINGS = OrchestratorSettings(
     DATABASE_URL="postgresql://unused@127.0.0.1/unused", REDIS_URL="redis://127.0.0.1:6379/0"

@@ -15,7 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import REDIS_URL, ServiceProcess, clean_env, free_port
+from inventiv_common.net import free_port
+from tests.support.processes import ServiceProcess, clean_env
+from tests.support.redis_servers import REDIS_URL
 
 # uvicorn shuts down cleanly, then re-raises the signal so the exit status tells
 # what stopped it: -SIGTERM (143 in a shell) is the normal end of a service.

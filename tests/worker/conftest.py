@@ -24,7 +24,8 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from tests.support import ServiceProcess, clean_env, free_port
+from inventiv_common.net import free_port
+from tests.support.processes import ServiceProcess, clean_env
 
 BOOTSTRAP = "bootstrap-" + "b" * 24
 ENGINE_KEY = "engine-key-" + "e" * 24

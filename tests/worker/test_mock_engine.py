@@ -12,8 +12,8 @@ import openai
 import pytest
 
 from inventiv_worker.mock_engine import completion_words, count_tokens
-from tests.support import MOCK_MODEL as MODEL
-from tests.support import MockEngineProcess as Engine
+from tests.support.mock_engine import MOCK_MODEL as MODEL
+from tests.support.mock_engine import MockEngineProcess as Engine
 
 
 @pytest.fixture

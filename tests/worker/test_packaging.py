@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import ROOT
+from tests.support.paths import ROOT
 
 CONTROL_PLANE = (
     "sqlalchemy",
