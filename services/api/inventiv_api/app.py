@@ -15,7 +15,6 @@ from inventiv_api.audit.router import router as audit_router
 from inventiv_api.auth.router import router as auth_router
 from inventiv_api.bootstrap_credentials import seed_default_credentials
 from inventiv_api.catalog.router import router as catalog_router
-from inventiv_api.deployments.events import router as events_router
 from inventiv_api.deployments.router import router as deployments_router
 from inventiv_api.errors import install_error_handlers
 from inventiv_api.finops.router import router as finops_router
@@ -25,10 +24,12 @@ from inventiv_api.gateway.metering import Meter
 from inventiv_api.gateway.routing import RouteTable
 from inventiv_api.gateway.upstream import UpstreamPool
 from inventiv_api.identity.bootstrap import bootstrap_admin
+from inventiv_api.instances.feed import router as instance_feed_router
+from inventiv_api.instances.router import router as instances_router
 from inventiv_api.middleware import BodySizeLimit
+from inventiv_api.models.router import router as models_router
 from inventiv_api.organizations.router import router as organizations_router
 from inventiv_api.provider_settings.router import router as provider_settings_router
-from inventiv_api.resources.router import router as resources_router
 from inventiv_api.security.ratelimit import RateLimiter
 from inventiv_api.settings import ApiSettings, get_settings
 from inventiv_api.users.router import router as users_router
@@ -49,9 +50,10 @@ ROUTERS = (
     api_keys_router,
     provider_settings_router,
     audit_router,
-    resources_router,
+    instances_router,
+    models_router,
     deployments_router,
-    events_router,
+    instance_feed_router,
     catalog_router,
     action_logs_router,
     finops_router,

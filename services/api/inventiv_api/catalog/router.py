@@ -10,6 +10,7 @@ import uuid
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -25,13 +26,14 @@ from inventiv_api.catalog.schemas import (
     TypeZonesUpdate,
     ZoneOut,
 )
-from inventiv_api.deps import SessionDep
+from inventiv_api.deps import BusDep, SessionDep
 from inventiv_api.errors import ApiError, conflict, forbidden, not_found
-from inventiv_api.resources.schemas import ModelOut
-from inventiv_api.resources.service import get_model
+from inventiv_api.models.schemas import ModelOut
+from inventiv_api.models.service import get_model
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
 from inventiv_api.security.workspace import current_org_id
+from inventiv_common.bus import Envelope
 from inventiv_common.db.models import (
     Instance,
     InstanceType,
@@ -41,6 +43,7 @@ from inventiv_common.db.models import (
     Region,
     Zone,
 )
+from inventiv_common.messages import CMD_SYNC_CATALOG
 
 router = APIRouter(tags=["catalog"])
 Reader = Annotated[Principal, Depends(require(P.authenticated))]
@@ -247,3 +250,12 @@ async def delete_model(
     )
     await session.commit()
     return Response(status_code=204)
+
+
+@router.post("/catalog/sync", status_code=202)
+async def catalog_sync(principal: ModelManager, bus: BusDep) -> JSONResponse:
+    envelope = Envelope(type=CMD_SYNC_CATALOG, organization_id=current_org_id(principal))
+    delivered = await bus.publish_safe(envelope)
+    return JSONResponse(
+        {"command": envelope.type, "id": str(envelope.id), "published": delivered}, 202
+    )

@@ -1,16 +1,16 @@
-"""Creating, terminating and archiving instances. Nothing commits; commands are queued
-to go out after the route's commit."""
+"""Deployments: checking that a model may be deployed on a type in a zone, and recording
+the instance that asks the orchestrator for it. Nothing commits; the command goes out
+after the route's commit."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventiv_api.errors import ApiError, conflict, not_found
-from inventiv_api.resources.service import get_instance, get_model
+from inventiv_api.errors import ApiError, not_found
+from inventiv_api.models.service import get_model
 from inventiv_api.security.principal import Principal
 from inventiv_api.security.workspace import current_org_id
 from inventiv_common import actions, instance_secrets
@@ -21,14 +21,13 @@ from inventiv_common.db.models import (
     Instance,
     InstanceType,
     InstanceTypeZone,
-    InstanceVolume,
     Region,
     Zone,
 )
 from inventiv_common.finops import cap_reached, utcnow
-from inventiv_common.instance_requests import first_steps, request_termination, set_flags
-from inventiv_common.lifecycle import ARCHIVABLE_STATES, LIVE_STATES, InstanceStatus
-from inventiv_common.messages import CMD_PROVISION, CMD_RECONCILE
+from inventiv_common.instance_requests import first_steps
+from inventiv_common.lifecycle import InstanceStatus
+from inventiv_common.messages import CMD_PROVISION
 
 
 async def create(
@@ -122,101 +121,3 @@ async def create(
         ),
     )
     return instance
-
-
-async def terminate(
-    *,
-    session: AsyncSession,
-    principal: Principal,
-    instance_id: uuid.UUID,
-    correlation_id: str | None,
-) -> Instance:
-    instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
-    if instance.status == InstanceStatus.terminated.value:
-        return instance  # already gone: asking again changes nothing
-    await request_termination(
-        session,
-        instance,
-        component="api",
-        user_id=principal.user_id,
-        correlation_id=correlation_id,
-    )
-    await session.flush()
-    await session.refresh(instance)
-    return instance
-
-
-async def archive(
-    *, session: AsyncSession, principal: Principal, instance_id: uuid.UUID
-) -> Instance:
-    instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
-    if InstanceStatus(instance.status) not in ARCHIVABLE_STATES:
-        raise conflict(
-            "not_archivable",
-            f"only terminated or failed instances can be archived, not {instance.status}",
-        )
-    if not instance.is_archived:
-        await set_flags(session, instance, is_archived=True, archived_at=datetime.now(UTC))
-        log_action(session, instance, actions.ARCHIVED, component="api", user_id=principal.user_id)
-        await session.flush()
-    return instance
-
-
-async def set_volume_retention(
-    *,
-    session: AsyncSession,
-    principal: Principal,
-    instance_id: uuid.UUID,
-    volume_id: uuid.UUID,
-    delete_on_terminate: bool,
-) -> InstanceVolume:
-    """Keep a volume past its instance's termination, or let it go with it. Decided
-    before termination starts: the instance row is locked as the terminator locks it,
-    so the choice is never made while its volumes are being deleted."""
-    instance = await get_instance(session=session, principal=principal, instance_id=instance_id)
-    status = await session.scalar(
-        select(Instance.status)
-        .where(Instance.id == instance.id)
-        .with_for_update(key_share=True)
-        .execution_options(populate_existing=True)
-    )
-    volume = await session.scalar(
-        select(InstanceVolume).where(
-            InstanceVolume.id == volume_id, InstanceVolume.instance_id == instance.id
-        )
-    )
-    if volume is None:
-        raise not_found("volume")
-    if status not in LIVE_VOLUME_STATES or volume.deleted_at is not None:
-        raise conflict(
-            "volume_settled",
-            f"the instance is {status}: its volumes are already being deleted or kept",
-        )
-    volume.delete_on_terminate = delete_on_terminate
-    return volume
-
-
-# Before termination: afterwards the terminator has decided each volume's fate.
-LIVE_VOLUME_STATES = {s.value for s in LIVE_STATES - {InstanceStatus.terminating}}
-
-
-def record_reconcile(
-    *, session: AsyncSession, principal: Principal, correlation_id: str | None
-) -> Envelope:
-    """The CMD:RECONCILE to send, recorded in the workspace's action log first."""
-    envelope = Envelope(
-        type=CMD_RECONCILE,
-        organization_id=current_org_id(principal),
-        correlation_id=correlation_id,
-    )
-    log_action(
-        session,
-        None,
-        actions.RECONCILE,
-        component="api",
-        user_id=principal.user_id,
-        organization_id=envelope.organization_id,
-        correlation_id=correlation_id,
-        details={"command": envelope.type, "id": str(envelope.id)},
-    )
-    return envelope

@@ -1,29 +1,32 @@
-"""/instances and /models reads, and their technical and economic activation."""
+"""/instances: reads, termination, archiving, volumes, activation; /reconcile."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
 
+from inventiv_api.activation import Activation
 from inventiv_api.audit import service as audit
-from inventiv_api.deps import SessionDep
-from inventiv_api.resources import service
-from inventiv_api.resources.schemas import (
-    Activation,
+from inventiv_api.deps import BusDep, SessionDep
+from inventiv_api.instances import service
+from inventiv_api.instances.schemas import (
     InstanceMetricsOut,
     InstanceOut,
     InstancePage,
-    ModelOut,
     VolumeOut,
+    VolumeRetention,
 )
+from inventiv_api.requests import correlation_id
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_common.bus import commit_and_publish
 
-router = APIRouter(tags=["instances", "models"])
+router = APIRouter(tags=["instances"])
 InstanceReader = Annotated[Principal, Depends(require(P.instances_read))]
-ModelReader = Annotated[Principal, Depends(require(P.models_read))]
+Operator = Annotated[Principal, Depends(require(P.instances_manage))]
 Technical = Annotated[Principal, Depends(require(P.activation_technical))]
 Economic = Annotated[Principal, Depends(require(P.activation_economic))]
 
@@ -84,32 +87,28 @@ async def get_instance_metrics(
 
 
 async def _switch(
-    resource: str,
     kind: str,
-    resource_id: uuid.UUID,
+    instance_id: uuid.UUID,
     body: Activation,
     principal: Principal,
     request: Request,
     session: SessionDep,
-) -> Any:
-    """Switch one activation of an instance or a model, audited; returns the row."""
-    setter = (
-        service.set_instance_activation if resource == "instance" else service.set_model_activation
-    )
-    row = await setter(
-        session=session, principal=principal, resource_id=resource_id, kind=kind, active=body.active
+) -> InstanceOut:
+    """Switch one activation of an instance, audited."""
+    instance = await service.set_instance_activation(
+        session=session, principal=principal, resource_id=instance_id, kind=kind, active=body.active
     )
     audit.record(
         session=session,
         request=request,
-        action=f"{resource}.{kind}_activation",
+        action=f"instance.{kind}_activation",
         principal=principal,
-        resource_type=resource,
-        resource_id=resource_id,
+        resource_type="instance",
+        resource_id=instance_id,
         details={"active": body.active},
     )
     await session.commit()
-    return row
+    return InstanceOut.model_validate(instance)
 
 
 @router.put("/instances/{instance_id}/activation/technical", response_model=InstanceOut)
@@ -120,8 +119,7 @@ async def instance_technical_activation(
     request: Request,
     session: SessionDep,
 ) -> InstanceOut:
-    row = await _switch("instance", "technical", instance_id, body, principal, request, session)
-    return InstanceOut.model_validate(row)
+    return await _switch("technical", instance_id, body, principal, request, session)
 
 
 @router.put("/instances/{instance_id}/activation/economic", response_model=InstanceOut)
@@ -132,44 +130,70 @@ async def instance_economic_activation(
     request: Request,
     session: SessionDep,
 ) -> InstanceOut:
-    row = await _switch("instance", "economic", instance_id, body, principal, request, session)
-    return InstanceOut.model_validate(row)
+    return await _switch("economic", instance_id, body, principal, request, session)
 
 
-@router.get("/models", response_model=list[ModelOut])
-async def list_models(principal: ModelReader, session: SessionDep) -> list[ModelOut]:
-    rows = await service.list_models(session=session, principal=principal)
-    return [ModelOut.model_validate(r) for r in rows]
-
-
-@router.get("/models/{model_id}", response_model=ModelOut)
-async def get_model(model_id: uuid.UUID, principal: ModelReader, session: SessionDep) -> ModelOut:
-    return ModelOut.model_validate(
-        await service.get_model(session=session, principal=principal, model_id=model_id)
+@router.delete("/instances/{instance_id}", response_model=InstanceOut, status_code=202)
+async def terminate_instance(
+    instance_id: uuid.UUID, principal: Operator, request: Request, session: SessionDep, bus: BusDep
+) -> InstanceOut:
+    instance = await service.terminate(
+        session=session,
+        principal=principal,
+        instance_id=instance_id,
+        correlation_id=correlation_id(request),
     )
+    await commit_and_publish(session, bus)
+    return InstanceOut.model_validate(instance)
 
 
-@router.put("/models/{model_id}/activation/technical", response_model=ModelOut)
-async def model_technical_activation(
-    model_id: uuid.UUID,
-    body: Activation,
-    principal: Technical,
+@router.put("/instances/{instance_id}/archive", response_model=InstanceOut)
+async def archive_instance(
+    instance_id: uuid.UUID, principal: Operator, session: SessionDep
+) -> InstanceOut:
+    instance = await service.archive(session=session, principal=principal, instance_id=instance_id)
+    await session.commit()
+    return InstanceOut.model_validate(instance)
+
+
+@router.put("/instances/{instance_id}/volumes/{volume_id}", response_model=VolumeOut)
+async def set_volume_retention(
+    instance_id: uuid.UUID,
+    volume_id: uuid.UUID,
+    body: VolumeRetention,
+    principal: Operator,
     request: Request,
     session: SessionDep,
-) -> ModelOut:
-    return ModelOut.model_validate(
-        await _switch("model", "technical", model_id, body, principal, request, session)
+) -> VolumeOut:
+    volume = await service.set_volume_retention(
+        session=session,
+        principal=principal,
+        instance_id=instance_id,
+        volume_id=volume_id,
+        delete_on_terminate=body.delete_on_terminate,
     )
+    audit.record(
+        session=session,
+        request=request,
+        action="instance.volume_retention",
+        principal=principal,
+        resource_type="instance",
+        resource_id=instance_id,
+        details={"volume": volume.provider_volume_id, **body.model_dump()},
+    )
+    await session.commit()
+    return VolumeOut.model_validate(volume)
 
 
-@router.put("/models/{model_id}/activation/economic", response_model=ModelOut)
-async def model_economic_activation(
-    model_id: uuid.UUID,
-    body: Activation,
-    principal: Economic,
-    request: Request,
-    session: SessionDep,
-) -> ModelOut:
-    return ModelOut.model_validate(
-        await _switch("model", "economic", model_id, body, principal, request, session)
+@router.post("/reconcile", status_code=202)
+async def reconcile(
+    principal: Operator, request: Request, session: SessionDep, bus: BusDep
+) -> JSONResponse:
+    envelope = service.record_reconcile(
+        session=session, principal=principal, correlation_id=correlation_id(request)
+    )
+    await session.commit()
+    delivered = await bus.publish_safe(envelope)
+    return JSONResponse(
+        {"command": envelope.type, "id": str(envelope.id), "published": delivered}, 202
     )

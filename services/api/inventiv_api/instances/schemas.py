@@ -1,46 +1,17 @@
+"""What the api says about instances, and what it accepts about them."""
+
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict
+
+from inventiv_api.activation import Activated
 
 
-class Activation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    active: bool
-
-
-class _Activated(BaseModel):
-    technical_activation: bool
-    economic_activation: bool
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def serves_traffic(self) -> bool:
-        """Only a resource switched on both technically and economically serves traffic."""
-        return self.technical_activation and self.economic_activation
-
-
-class ModelOut(_Activated):
-    model_config = ConfigDict(from_attributes=True)
-
-    id: uuid.UUID
-    organization_id: uuid.UUID | None
-    name: str
-    model_id: str
-    kind: str
-    required_vram_gb: int
-    context_length: int | None
-    price_per_1k_input_tokens_eur: Decimal
-    price_per_1k_output_tokens_eur: Decimal
-    is_active: bool
-
-
-class InstanceOut(_Activated):
+class InstanceOut(Activated):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
@@ -109,3 +80,9 @@ class InstanceMetricsOut(BaseModel):
     total_tokens: int = 0
     first_request_at: datetime | None = None
     last_request_at: datetime | None = None
+
+
+class VolumeRetention(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    delete_on_terminate: bool

@@ -1,0 +1,1 @@
+"""Models: the public catalog and each organization's own, and their activation."""

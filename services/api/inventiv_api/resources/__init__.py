@@ -1,1 +1,0 @@
-"""Workspace-scoped reads of instances and models, and their double activation."""
