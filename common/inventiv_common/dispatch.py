@@ -13,24 +13,30 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    """Calls the handler registered for an envelope's type; other types are ignored."""
+    """Calls the handlers registered for an envelope's type, in order; other types are
+    ignored. A process has one consumer, so several of its parts may hear one type."""
 
     def __init__(self) -> None:
-        self.handlers: dict[str, Handler] = {}
+        self.handlers: dict[str, list[Handler]] = {}
         self.received = 0
         self.unhandled = 0
 
     def register(self, event_type: str, handler: Handler) -> None:
-        self.handlers[event_type] = handler
+        self.handlers.setdefault(event_type, []).append(handler)
 
     async def __call__(self, envelope: Envelope) -> None:
         self.received += 1
-        handler = self.handlers.get(envelope.type)
-        if handler is None:
+        handlers = self.handlers.get(envelope.type)
+        if not handlers:
             self.unhandled += 1
             log.debug("no handler for bus message", extra={"event_type": envelope.type})
             return
-        await handler(envelope)
+        for handler in handlers:
+            try:
+                await handler(envelope)
+            except Exception:
+                # One part's failure must not keep the message from the others.
+                log.exception("bus handler failed", extra={"event_type": envelope.type})
 
 
 class BusConsumer:

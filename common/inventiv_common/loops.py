@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -48,3 +49,8 @@ class Loop:
 
     def status(self) -> dict[str, Any]:
         return {"interval_s": self.interval_s, "passes": self.passes, "last_error": self.last_error}
+
+
+def loops_status(loops: Mapping[str, Loop]) -> dict[str, dict[str, Any]]:
+    """Each loop's status, by name: what a process's /admin/status shows."""
+    return {name: loop.status() for name, loop in loops.items()}

@@ -15,7 +15,12 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Route
 
 from inventiv_api.app import create_app
-from inventiv_api.security.permissions import ROLE_PERMISSIONS, Permission, Role
+from inventiv_api.security.permissions import (
+    PLATFORM_ADMIN_PERMISSIONS,
+    ROLE_PERMISSIONS,
+    Permission,
+    Role,
+)
 from inventiv_api.security.principal import declared_permission
 from inventiv_api.settings import ApiSettings
 from tests.api.conftest import World
@@ -76,7 +81,7 @@ def expected_denial(actor: str, permission: Permission) -> int | None:
         return 401
     if permission is Permission.authenticated:
         return None
-    if permission in (Permission.users_manage, Permission.catalog_manage):
+    if permission in PLATFORM_ADMIN_PERMISSIONS:
         return None if actor == "owner" else 403  # the owner is also the platform admin
     if actor == "outsider":
         return 403  # Personal workspace: no organization permissions

@@ -126,6 +126,26 @@ def test_orchestrator_status_reports_its_bus_subscription(
     assert status["dependencies"] == {"database": "ok", "redis": "ok"}
 
 
+def test_finops_status_reports_its_loop_and_subscription(
+    database_url: str, tmp_path: Path, started: list[ServiceProcess]
+) -> None:
+    port = free_port()
+    proc = ServiceProcess(
+        "inventiv_finops", port, service_env(database_url, "FINOPS_PORT", port), tmp_path / "f.log"
+    )
+    started.append(proc)
+    proc.wait_ready()
+    deadline = time.monotonic() + 10
+    status = httpx.get(f"{proc.base_url}/admin/status").json()
+    while not status["loops"].get("finops", {}).get("passes") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        status = httpx.get(f"{proc.base_url}/admin/status").json()
+    assert status["service"] == "inventiv-finops"
+    assert status["bus"]["channels"] == ["finops_events"]
+    assert status["loops"]["finops"]["passes"] >= 1
+    assert status["loops"]["finops"]["last_error"] is None
+
+
 def test_two_apis_booting_at_once_on_a_fresh_database_both_get_ready(
     empty_database_url: str, tmp_path: Path, started: list[ServiceProcess]
 ) -> None:

@@ -9,13 +9,22 @@ it, and it runs every FINOPS_INTERVAL_S anyway.
 from __future__ import annotations
 
 import asyncio
+import time
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
 
 from inventiv_common.bus import Envelope
 from inventiv_common.dispatch import BusConsumer, Dispatcher
+from inventiv_common.loops import loops_status
 from inventiv_common.messages import EVT_INFERENCE_USAGE_RECORDED, channels_heard_by
-from inventiv_common.web import ServiceResources, build_service_app
+from inventiv_common.version import version_info
+from inventiv_common.web import (
+    ServiceResources,
+    build_service_app,
+    check_readiness,
+    public_route,
+    resources_of,
+)
 from inventiv_finops.loop import FinopsLoop
 from inventiv_finops.settings import FinopsSettings, get_settings
 
@@ -47,4 +56,24 @@ def create_app(settings: FinopsSettings | None = None) -> FastAPI:
     )
     app.state.dispatcher = dispatcher
     app.state.consumer = consumer
+
+    # The finops port is internal (compose network, loopback in dev), as the orchestrator's.
+    @app.get(
+        "/admin/status",
+        tags=["service"],
+        dependencies=[Depends(public_route)],
+        summary="What this finops process is doing",
+    )
+    async def admin_status(request: Request) -> dict[str, object]:
+        resources = resources_of(request)
+        loops = {"finops": app.state.loop} if hasattr(app.state, "loop") else {}
+        return {
+            "service": "inventiv-finops",
+            **version_info(),
+            "uptime_s": round(time.time() - resources.started_at, 1),
+            "dependencies": await check_readiness(resources),
+            "bus": consumer.status(),
+            "loops": loops_status(loops),
+        }
+
     return app

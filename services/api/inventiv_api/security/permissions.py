@@ -17,6 +17,7 @@ class Permission(StrEnum):
     # Platform administration.
     users_manage = "users:manage"
     catalog_manage = "catalog:manage"
+    platform_read = "platform:read"  # the api process's own status
     # Organization scope (a current organization is required).
     org_read = "org:read"
     members_read = "members:read"
@@ -82,7 +83,7 @@ ROLE_PERMISSIONS: dict[Role, frozenset[Permission]] = {
     Role.admin: frozenset(_ADMIN),
     Role.owner: frozenset(_OWNER),
 }
-PLATFORM_ADMIN_PERMISSIONS = frozenset({P.users_manage, P.catalog_manage})
+PLATFORM_ADMIN_PERMISSIONS = frozenset({P.users_manage, P.catalog_manage, P.platform_read})
 # Permissions that make sense only inside an organization workspace.
 ORGANIZATION_PERMISSIONS = frozenset(
     set(Permission) - {P.public, P.authenticated} - PLATFORM_ADMIN_PERMISSIONS

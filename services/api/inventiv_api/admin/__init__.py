@@ -1,0 +1,1 @@
+"""Platform administration of the api process itself: what it is doing."""

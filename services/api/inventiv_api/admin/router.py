@@ -1,0 +1,34 @@
+"""/admin/status: the api process's background loops, bus consumer and live feed, as the
+orchestrator's and finops' /admin/status show theirs. The api's port is public, so
+this one needs a platform administrator."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+
+from inventiv_api.security.permissions import Permission as P
+from inventiv_api.security.principal import Principal, require
+from inventiv_common.version import version_info
+from inventiv_common.loops import loops_status
+from inventiv_common.web import check_readiness, resources_of
+
+router = APIRouter(tags=["service"])
+PlatformAdmin = Annotated[Principal, Depends(require(P.platform_read))]
+
+
+@router.get("/admin/status", summary="What this api process is doing")
+async def admin_status(_principal: PlatformAdmin, request: Request) -> dict[str, Any]:
+    resources = resources_of(request)
+    state = request.app.state
+    return {
+        "service": "inventiv-api",
+        **version_info(),
+        "uptime_s": round(time.time() - resources.started_at, 1),
+        "dependencies": await check_readiness(resources),
+        "bus": state.consumer.status(),
+        "loops": loops_status(getattr(state, "loops", {})),
+        "instance_feed": state.instance_feed.status(),
+    }
