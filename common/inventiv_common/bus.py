@@ -200,10 +200,17 @@ def _drop_pending_on_rollback(session: Session) -> None:
     session.info.pop(_PENDING_KEY, None)
 
 
-async def commit_and_publish(session: AsyncSession, bus: EventBus) -> list[Envelope]:
+class Published(list[Envelope]):
+    """The envelopes a commit sent out, and whether Redis took them (`delivered`)."""
+
+    delivered: bool = True
+
+
+async def commit_and_publish(session: AsyncSession, bus: EventBus) -> Published:
     """Commit, then publish what the transaction queued. Publishing never raises."""
     await session.commit()
     pending: list[tuple[Envelope, str | None]] = session.info.pop(_PENDING_KEY, [])
+    published = Published(envelope for envelope, _ in pending)
     if pending:
-        await bus.publish_many_safe(pending)
-    return [envelope for envelope, _ in pending]
+        published.delivered = await bus.publish_many_safe(pending)
+    return published

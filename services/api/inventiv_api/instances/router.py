@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 
 from inventiv_api.activation import Activation
 from inventiv_api.audit import service as audit
+from inventiv_api.commands import command_accepted
 from inventiv_api.deps import BusDep, SessionDep
 from inventiv_api.instances import service
 from inventiv_api.instances.schemas import (
@@ -189,11 +190,7 @@ async def set_volume_retention(
 async def reconcile(
     principal: Operator, request: Request, session: SessionDep, bus: BusDep
 ) -> JSONResponse:
-    envelope = service.record_reconcile(
+    service.request_reconcile(
         session=session, principal=principal, correlation_id=correlation_id(request)
     )
-    await session.commit()
-    delivered = await bus.publish_safe(envelope)
-    return JSONResponse(
-        {"command": envelope.type, "id": str(envelope.id), "published": delivered}, 202
-    )
+    return command_accepted(await commit_and_publish(session, bus))

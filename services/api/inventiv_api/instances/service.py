@@ -18,7 +18,7 @@ from inventiv_api.security.principal import Principal
 from inventiv_api.security.workspace import current_org_id
 from inventiv_common import actions
 from inventiv_common.actions import log_action
-from inventiv_common.bus import Envelope
+from inventiv_common.bus import Envelope, publish_after_commit
 from inventiv_common.db.models import Instance, InstanceRequestMetrics, InstanceVolume
 from inventiv_common.instance_requests import request_termination, set_flags
 from inventiv_common.lifecycle import ARCHIVABLE_STATES, LIVE_STATES, InstanceStatus
@@ -162,10 +162,10 @@ async def set_volume_retention(
 LIVE_VOLUME_STATES = {s.value for s in LIVE_STATES - {InstanceStatus.terminating}}
 
 
-def record_reconcile(
+def request_reconcile(
     *, session: AsyncSession, principal: Principal, correlation_id: str | None
-) -> Envelope:
-    """The CMD:RECONCILE to send, recorded in the workspace's action log first."""
+) -> None:
+    """Queue a CMD:RECONCILE, recorded in the workspace's action log first."""
     envelope = Envelope(
         type=CMD_RECONCILE,
         organization_id=current_org_id(principal),
@@ -181,4 +181,4 @@ def record_reconcile(
         correlation_id=correlation_id,
         details={"command": envelope.type, "id": str(envelope.id)},
     )
-    return envelope
+    publish_after_commit(session, envelope)
