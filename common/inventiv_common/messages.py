@@ -38,6 +38,10 @@ class NoPayload(TypedDict):
     pass
 
 
+class ProviderRef(TypedDict):
+    provider: str
+
+
 # `from` is a Python keyword, hence the functional form.
 InstanceChanged = TypedDict(
     "InstanceChanged", {"instance_id": str, "from": str, "to": str, "progress": int}
@@ -82,6 +86,7 @@ CMD_PROVISION = "CMD:PROVISION"
 CMD_TERMINATE = "CMD:TERMINATE"
 CMD_SYNC_CATALOG = "CMD:SYNC_CATALOG"
 CMD_RECONCILE = "CMD:RECONCILE"
+CMD_CHECK_CREDENTIALS = "CMD:CHECK_CREDENTIALS"
 
 # --- events -------------------------------------------------------------------------
 
@@ -104,6 +109,8 @@ MESSAGES: dict[str, Message] = {
                 "sync prices and zone offers from the providers now"),
         Message(CMD_RECONCILE, C.orchestrator, NoPayload, "api", "orchestrator",
                 "run the health, watchdog and storage passes now"),
+        Message(CMD_CHECK_CREDENTIALS, C.orchestrator, ProviderRef, "api", "orchestrator",
+                "an organization saved credentials: check them with the provider"),
         Message(EVT_WORKER_TOKENS_REVOKED, C.orchestrator, TokensRevoked, "orchestrator",
                 "orchestrator", "drop these instances' cached worker tokens"),
         Message(EVT_INSTANCE_STATUS_CHANGED, C.instances, InstanceChanged, "orchestrator",

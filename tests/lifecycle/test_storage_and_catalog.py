@@ -184,3 +184,56 @@ async def _apply(database_url: str, offered: list[CatalogType]) -> dict[str, Any
             return outcome
     finally:
         await engine.dispose()
+
+
+def test_saved_credentials_are_checked_once_by_the_orchestrators(platform: Platform) -> None:
+    import httpx
+    import redis
+
+    from inventiv_common.bus import Envelope
+    from inventiv_common.messages import CMD_CHECK_CREDENTIALS, Channel
+
+    platform.start_orchestrator(primary=False)
+    for orchestrator in platform.orchestrators:
+        _until(
+            lambda o=orchestrator: httpx.get(f"{o.base_url}/admin/status").json()["bus"][
+                "subscribed"
+            ],
+            "both orchestrators listening",
+        )
+
+    def checks() -> list[dict[str, Any]]:
+        return platform.admin.get(
+            "/action_logs", params={"action_type": "provider.credentials_checked"}
+        ).json()
+
+    saved = platform.admin.put(
+        "/provider_settings/scaleway",
+        json={
+            "values": {
+                "access_key": "SCW" + "A" * 17,
+                "secret_key": str(uuid.uuid4()),
+                "project_id": str(uuid.uuid4()),
+            }
+        },
+    )
+    assert saved.status_code == 200, saved.text
+    [refused] = _until(checks, "the check's outcome in the workspace's action log")
+    # No Scaleway provider runs in this orchestrator: said so, not pretended.
+    assert refused["status"] == "failed"
+    assert refused["error_code"] == "provider_not_configured"
+    assert refused["details"]["provider"] == "scaleway"
+
+    # A provider that does run answers; two replicas heard the command, one logged it.
+    org = platform.admin.get("/auth/me").json()["current_organization_id"]
+    command = Envelope(
+        type=CMD_CHECK_CREDENTIALS, organization_id=org, payload={"provider": "mock"}
+    )
+    redis.Redis.from_url(platform.env["REDIS_URL"]).publish(
+        platform.env["REDIS_CHANNEL_PREFIX"] + Channel.orchestrator, command.model_dump_json()
+    )
+    _until(lambda: len(checks()) == 2, "the mock provider's check logged")
+    time.sleep(1)  # room for a second replica's duplicate, which must not come
+    entries = [e for e in checks() if e["details"]["command"] == str(command.id)]
+    assert len(entries) == 1
+    assert entries[0]["status"] == "success" and entries[0]["details"]["valid"] is True

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import (
     Boolean,
@@ -14,7 +13,6 @@ from sqlalchemy import (
     Index,
     Integer,
     LargeBinary,
-    Numeric,
     String,
     Text,
     UniqueConstraint,
@@ -47,8 +45,6 @@ class User(Base):
     # Platform role: 'admin' manages users and the platform; organization roles live
     # on memberships.
     role: Mapped[str] = mapped_column(String(16), server_default=text("'user'"))
-    account_plan: Mapped[str] = mapped_column(String(32), server_default=text("'free'"))
-    wallet_balance_eur: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     last_login_at: Mapped[tstz | None]
     created_at: Mapped[created_at_col]
@@ -62,7 +58,7 @@ class Organization(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     subscription_plan: Mapped[str] = mapped_column(String(32), server_default=text("'free'"))
-    wallet_balance_eur: Mapped[Decimal] = mapped_column(Numeric(14, 6), server_default=text("0"))
+    # The console paints the workspace's sidebar with it.
     sidebar_color: Mapped[str | None] = mapped_column(String(32))
     created_by_user_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), ForeignKey("users.id", ondelete="SET NULL")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 
 from inventiv_api.audit import service as audit
-from inventiv_api.deps import KeyRingDep, SessionDep
+from inventiv_api.deps import BusDep, KeyRingDep, SessionDep
 from inventiv_api.provider_settings import service
 from inventiv_api.provider_settings.schemas import (
     ProviderConfigStatus,
@@ -17,6 +17,7 @@ from inventiv_api.provider_settings.schemas import (
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
 from inventiv_api.security.workspace import current_org_id
+from inventiv_common.bus import commit_and_publish
 
 router = APIRouter(tags=["provider settings"])
 Reader = Annotated[Principal, Depends(require(P.provider_settings_read))]
@@ -42,6 +43,7 @@ async def put_provider_settings(
     request: Request,
     session: SessionDep,
     keyring: KeyRingDep,
+    bus: BusDep,
 ) -> ProviderSettingsOut:
     org_id = current_org_id(principal)
     row = await service.provider_by_code(session, provider)
@@ -57,7 +59,7 @@ async def put_provider_settings(
         resource_id=row.code,
         details={"fields": fields},  # names only, never values
     )
-    await session.commit()
+    await commit_and_publish(session, bus)
     return await service.describe(session=session, keyring=keyring, org_id=org_id, provider=row)
 
 

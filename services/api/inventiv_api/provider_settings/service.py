@@ -10,8 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from inventiv_api.errors import ApiError, not_found
 from inventiv_api.provider_settings.schemas import ProviderConfigStatus, ProviderSettingsOut
 from inventiv_common import provider_credentials as creds
+from inventiv_common.bus import Envelope, publish_after_commit
 from inventiv_common.crypto import DecryptionError, KeyRing
 from inventiv_common.db.models import Provider
+from inventiv_common.messages import CMD_CHECK_CREDENTIALS
 
 MAX_VALUE_LENGTH = 4096
 
@@ -78,6 +80,13 @@ async def update(
             raise ApiError(422, "validation_error", f"{key} must be 1 to {MAX_VALUE_LENGTH} chars")
     await creds.write(
         session=session, keyring=keyring, org_id=org_id, provider_id=provider.id, values=values
+    )
+    # The orchestrator, which holds the providers, checks them and logs the outcome.
+    publish_after_commit(
+        session,
+        Envelope(
+            type=CMD_CHECK_CREDENTIALS, organization_id=org_id, payload={"provider": provider.code}
+        ),
     )
     return sorted(values)
 
