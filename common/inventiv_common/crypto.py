@@ -63,10 +63,6 @@ class KeyRing:
         self.active_key_id = entries[0][0]
         self._keys = {key_id: AESGCM(_derive(secret, key_id)) for key_id, secret in entries}
 
-    @property
-    def key_ids(self) -> list[str]:
-        return list(self._keys)
-
     def seal(self, plaintext: str, associated_data: str) -> Sealed:
         nonce = os.urandom(NONCE_BYTES)
         aead = self._keys[self.active_key_id]

@@ -7,7 +7,6 @@ stay a single index hit, and a leaked table reveals nothing usable.
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 
 API_KEY_PREFIX = "ia_"
@@ -20,10 +19,6 @@ def new_token(prefix: str = "") -> str:
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def same_hash(a: str, b: str) -> bool:
-    return hmac.compare_digest(a, b)
 
 
 def display_prefix(token: str) -> str:
