@@ -1,2 +1,2 @@
-"""The provider catalog (providers, regions, zones, instance types and their zones) and
-the models an organization can deploy."""
+"""The provider catalog every organization deploys from: providers, regions, zones,
+instance types and which zones offer which type. Models live in `inventiv_api.models`."""

@@ -1,3 +1,5 @@
+"""What the api says about the provider catalog, and the changes it accepts."""
+
 from __future__ import annotations
 
 import uuid
@@ -70,34 +72,3 @@ class TypeZonesUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     zone_ids: list[uuid.UUID] = Field(max_length=500)
-
-
-class ModelCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str = Field(min_length=1, max_length=200)
-    model_id: str = Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9._\-/:]+$")
-    kind: str = Field(default="chat", pattern="^(chat|embedding)$")
-    required_vram_gb: int = Field(default=0, ge=0, le=10_000)
-    context_length: int | None = Field(default=None, ge=1, le=10_000_000)
-    price_per_1k_input_tokens_eur: Decimal = Field(
-        default=Decimal(0), ge=0, max_digits=14, decimal_places=6
-    )
-    price_per_1k_output_tokens_eur: Decimal = Field(
-        default=Decimal(0), ge=0, max_digits=14, decimal_places=6
-    )
-
-
-class ModelUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    required_vram_gb: int | None = Field(default=None, ge=0, le=10_000)
-    context_length: int | None = Field(default=None, ge=1, le=10_000_000)
-    price_per_1k_input_tokens_eur: Decimal | None = Field(
-        default=None, ge=0, max_digits=14, decimal_places=6
-    )
-    price_per_1k_output_tokens_eur: Decimal | None = Field(
-        default=None, ge=0, max_digits=14, decimal_places=6
-    )
-    is_active: bool | None = None

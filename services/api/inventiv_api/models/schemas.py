@@ -1,11 +1,11 @@
-"""What the api says about models."""
+"""What the api says about models, and the models an organization may add or change."""
 
 from __future__ import annotations
 
 import uuid
 from decimal import Decimal
 
-from pydantic import ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from inventiv_api.activation import Activated
 
@@ -23,3 +23,34 @@ class ModelOut(Activated):
     price_per_1k_input_tokens_eur: Decimal
     price_per_1k_output_tokens_eur: Decimal
     is_active: bool
+
+
+class ModelCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    model_id: str = Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9._\-/:]+$")
+    kind: str = Field(default="chat", pattern="^(chat|embedding)$")
+    required_vram_gb: int = Field(default=0, ge=0, le=10_000)
+    context_length: int | None = Field(default=None, ge=1, le=10_000_000)
+    price_per_1k_input_tokens_eur: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=14, decimal_places=6
+    )
+    price_per_1k_output_tokens_eur: Decimal = Field(
+        default=Decimal(0), ge=0, max_digits=14, decimal_places=6
+    )
+
+
+class ModelUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    required_vram_gb: int | None = Field(default=None, ge=0, le=10_000)
+    context_length: int | None = Field(default=None, ge=1, le=10_000_000)
+    price_per_1k_input_tokens_eur: Decimal | None = Field(
+        default=None, ge=0, max_digits=14, decimal_places=6
+    )
+    price_per_1k_output_tokens_eur: Decimal | None = Field(
+        default=None, ge=0, max_digits=14, decimal_places=6
+    )
+    is_active: bool | None = None

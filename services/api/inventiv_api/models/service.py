@@ -1,5 +1,6 @@
-"""Models visible to the caller's workspace (public ones and its own), and their
-activation. Nothing commits."""
+"""Models visible to the caller's workspace (public ones and its own), their activation,
+and the workspace's own models: adding, changing and removing them. Public models are
+shared by every organization, so no organization may change them. Nothing commits."""
 
 from __future__ import annotations
 
@@ -8,10 +9,14 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventiv_api.errors import forbidden, not_found
+from inventiv_api.errors import ApiError, conflict, forbidden, not_found
+from inventiv_api.models.schemas import ModelCreate, ModelUpdate
 from inventiv_api.security.principal import Principal
 from inventiv_api.security.workspace import current_org_id
-from inventiv_common.db.models import Model
+from inventiv_common.db.models import Instance, Model
+
+# Fields a change may not clear (the others accept null).
+REQUIRED_FIELDS = ("name", "is_active", "required_vram_gb")
 
 
 async def list_models(*, session: AsyncSession, principal: Principal) -> list[Model]:
@@ -47,3 +52,44 @@ async def set_model_activation(
     setattr(model, f"{kind}_activation", active)
     await session.flush()
     return model
+
+
+async def create_model(*, session: AsyncSession, principal: Principal, body: ModelCreate) -> Model:
+    """Add a model to the workspace; 409 when its model_id is already there."""
+    org_id = current_org_id(principal)
+    taken = await session.scalar(
+        select(Model.id).where(Model.model_id == body.model_id, Model.organization_id == org_id)
+    )
+    if taken is not None:
+        raise conflict("model_exists", f"{body.model_id} already exists in this organization")
+    model = Model(organization_id=org_id, **body.model_dump())
+    session.add(model)
+    await session.flush()
+    return model
+
+
+async def own_model(*, session: AsyncSession, principal: Principal, model_id: uuid.UUID) -> Model:
+    """One of the workspace's own models: 404 when it cannot see it, 403 when public."""
+    model = await get_model(session=session, principal=principal, model_id=model_id)
+    if model.organization_id is None:
+        raise forbidden("public models are managed by platform administrators")
+    return model
+
+
+async def update_model(*, session: AsyncSession, model: Model, body: ModelUpdate) -> list[str]:
+    """Apply the fields the body sets; the names of those fields."""
+    changes = body.model_dump(exclude_unset=True)
+    for field, value in changes.items():
+        if value is None and field in REQUIRED_FIELDS:
+            raise ApiError(422, "validation_error", f"{field} cannot be null")
+        setattr(model, field, value)
+    await session.flush()
+    return sorted(changes)
+
+
+async def delete_model(*, session: AsyncSession, model: Model) -> None:
+    """Remove a model no instance refers to (409 otherwise: deactivate it instead)."""
+    if await session.scalar(select(Instance.id).where(Instance.model_id == model.id).limit(1)):
+        raise conflict("model_in_use", "instances reference this model; deactivate it instead")
+    await session.delete(model)
+    await session.flush()
