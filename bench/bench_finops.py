@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 
-from inventiv_api.finops import service
+from inventiv_api.finops import reports as service
 from inventiv_api.finops.ranges import WINDOWS
 from inventiv_common.db.engine import make_engine, make_session_factory
 from inventiv_common.db.migrate import run_migrations

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from inventiv_api.audit import service as audit
 from inventiv_api.deps import SessionDep
 from inventiv_api.errors import ApiError
-from inventiv_api.finops import budget, service
+from inventiv_api.finops import budget, costs, reports, token_usage
 from inventiv_api.finops import schemas as out
 from inventiv_api.finops.ranges import (
     DAY,
@@ -41,7 +41,7 @@ async def _month_so_far(
 ) -> tuple[datetime, datetime]:
     """[from, to) on `step` boundaries; by default from the month's start to the last
     billed minute."""
-    end = parse_moment(to, "to") or await service.as_of(session)
+    end = parse_moment(to, "to") or await costs.as_of(session)
     return checked_range(
         parse_moment(from_, "from") or month_start(end - MINUTE),
         end,
@@ -59,7 +59,7 @@ async def _minute_range(
     return checked_range(
         parse_moment(from_, "from"),
         parse_moment(to, "to"),
-        default_end=await service.as_of(session),
+        default_end=await costs.as_of(session),
         default_length=HOUR,
         longest=DAY,
     )
@@ -67,7 +67,7 @@ async def _minute_range(
 
 @router.get("/cost/current", response_model=out.CurrentCost)
 async def current_cost(principal: Reader, session: SessionDep) -> out.CurrentCost:
-    return await service.current(session, current_org_id(principal))
+    return await reports.current(session, current_org_id(principal))
 
 
 @router.get("/dashboard/costs/summary", response_model=out.CostSummary)
@@ -77,7 +77,7 @@ async def cost_summary(
     """Total and allocation by provider, region, instance type, instance and
     organization over [from, to); by default the month so far."""
     start, end = await _month_so_far(session, from_, to, MINUTE)
-    return await service.summary(session, current_org_id(principal), start, end)
+    return await reports.summary(session, current_org_id(principal), start, end)
 
 
 @router.get("/dashboard/costs/window", response_model=out.CostWindow)
@@ -88,7 +88,7 @@ async def cost_window(
 ) -> out.CostWindow:
     """The last minute, hour, day, 30 or 365 days, with a series at a fitting grain."""
     chosen = window(window_name)
-    return await service.cost_window(
+    return await reports.cost_window(
         session, current_org_id(principal), window_name, chosen.length, chosen.grain
     )
 
@@ -103,7 +103,7 @@ async def actual_minutes(
 ) -> out.Series:
     """Cost per minute (at most a day; by default the last hour)."""
     start, end = await _minute_range(session, from_, to)
-    points = await service.series(
+    points = await costs.series(
         session, current_org_id(principal), start, end, "minute", instance_id
     )
     return out.Series(instance_id=instance_id, from_=start, to=end, points=points)
@@ -119,7 +119,7 @@ async def cumulative_minutes(
 ) -> out.Series:
     """Spent since the beginning, at each minute (at most a day; by default the last hour)."""
     start, end = await _minute_range(session, from_, to)
-    points = await service.cumulative_series(
+    points = await reports.cumulative_series(
         session, current_org_id(principal), start, end, instance_id
     )
     return out.Series(instance_id=instance_id, from_=start, to=end, points=points)
@@ -128,7 +128,7 @@ async def cumulative_minutes(
 @router.get("/forecast", response_model=out.Forecast)
 async def forecast(principal: Reader, session: SessionDep) -> out.Forecast:
     """At the current burn rate: the next hour, day, 30 and 365 days, and the month's end."""
-    return await service.forecast(session, current_org_id(principal))
+    return await reports.forecast(session, current_org_id(principal))
 
 
 @router.get("/usage", response_model=out.Usage)
@@ -138,7 +138,7 @@ async def usage(
     """Tokens and their cost by model, API key, user and instance, with each
     instance's GPU cost per 1k tokens; whole hours, by default the month so far."""
     start, end = await _month_so_far(session, from_, to, HOUR)
-    return await service.usage(session, current_org_id(principal), start, end)
+    return await token_usage.usage(session, current_org_id(principal), start, end)
 
 
 @router.get("/token_cost", response_model=out.TokenCost)
@@ -158,12 +158,12 @@ async def token_cost(
     start, end = checked_range(
         parse_moment(from_, "from"),
         parse_moment(to, "to"),
-        default_end=await service.as_of(session),
+        default_end=await costs.as_of(session),
         default_length=DAY if granularity == "hour" else 30 * DAY,
         longest=31 * DAY if granularity == "hour" else 400 * DAY,
         step=step,
     )
-    points = await service.token_cost(
+    points = await token_usage.token_cost(
         session, current_org_id(principal), start, end, granularity, instance_id
     )
     return out.TokenCost(granularity=granularity, from_=start, to=end, points=points)
