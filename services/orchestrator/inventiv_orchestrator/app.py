@@ -36,7 +36,7 @@ from inventiv_orchestrator.loops.storage import StorageLoop
 from inventiv_orchestrator.loops.terminator import TerminatorLoop
 from inventiv_orchestrator.loops.watchdog import WatchdogLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
-from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer
+from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer, HeartbeatWriter
 from inventiv_orchestrator.workers.revocations import RevocationNotices
 from inventiv_orchestrator.workers.router import WorkerEndpoints
 
@@ -74,6 +74,12 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
             storage=storage,
             catalog=catalog,
             revocations=revocations,
+            heartbeats=HeartbeatWriter(
+                heartbeats,
+                resources.session_factory,
+                settings.heartbeat_flush_interval_s,
+                on_phase_change=health.wake,
+            ),
         )
 
         def waking(*names: str):
@@ -99,15 +105,6 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         dispatcher.register(EVT_WORKER_TOKENS_REVOKED, revocations.on_notice)
         for name, loop in loops.items():
             resources.spawn(loop.run(stop), name=f"loop:{name}")
-        resources.spawn(
-            heartbeats.run(
-                resources.session_factory,
-                settings.heartbeat_flush_interval_s,
-                stop,
-                on_phase_change=health.wake,
-            ),
-            name="heartbeat-writer",
-        )
         await consumer.start(resources)
 
     app = build_service_app(

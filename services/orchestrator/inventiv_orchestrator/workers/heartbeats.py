@@ -6,6 +6,9 @@ one INSERT per sample table, so thousands of workers cost a few statements a sec
 not one transaction per heartbeat. A heartbeat whose phase differs from the last one
 seen (a worker that just became ready, or is draining), and a registration, are written
 at once and wake whoever waits for them: state changes are not held back by batching.
+
+`HeartbeatBuffer` holds what arrived since the last flush; `HeartbeatWriter`, one of
+the orchestrator's loops, flushes it every interval and whenever the buffer wakes it.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from sqlalchemy import Table, Update, bindparam, insert, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.db.models import GpuSample, Instance, SystemSample
+from inventiv_common.loops import Loop
 
 log = logging.getLogger(__name__)
 MAX_PENDING_SAMPLES = 200_000
@@ -51,20 +55,26 @@ class HeartbeatBuffer:
     rows_written: int = 0
     # instance -> (last phase seen, when): tells a phase change from a routine beat.
     phases: dict[uuid.UUID, tuple[str | None, float]] = field(default_factory=dict)
+    # Set when something must be written at once; `on_urgent` is told (the writer's wake).
     urgent: asyncio.Event = field(default_factory=asyncio.Event)
+    on_urgent: Callable[[], None] = field(default=lambda: None, repr=False)
+
+    def _mark_urgent(self) -> None:
+        self.urgent.set()
+        self.on_urgent()
 
     def registered(self, instance_id: uuid.UUID, facts: dict[str, Any]) -> None:
         """A worker just registered: its instance's worker columns, written at once (the
         health loop moves the instance on when it sees them)."""
         self.registrations[instance_id] = {"b_id": instance_id, **facts}
-        self.urgent.set()
+        self._mark_urgent()
 
     def add(self, instance_id: uuid.UUID, beat: dict[str, Any]) -> None:
         now = datetime.now(UTC)
         phase = str(beat.get("phase"))[:32] if beat.get("phase") else None
         seen = self.phases.get(instance_id)
         if seen is None or seen[0] != phase:
-            self.urgent.set()
+            self._mark_urgent()
         self.phases[instance_id] = (phase, time.monotonic())
         reported = beat.get("engine")
         engine: dict[str, Any] = reported if isinstance(reported, dict) else {}
@@ -109,6 +119,16 @@ class HeartbeatBuffer:
                 )
 
     async def flush(self, session_factory: async_sessionmaker[AsyncSession]) -> int:
+        """Write what is buffered; returns how many rows. A failure is logged, and what
+        was not written waits for the next flush."""
+        try:
+            return await self.write(session_factory)
+        except Exception:
+            log.exception("heartbeat flush failed; will retry")
+            return 0
+
+    async def write(self, session_factory: async_sessionmaker[AsyncSession]) -> int:
+        """`flush`, but a failure is raised once what was not written is put back."""
         if not (self.latest or self.registrations or self.system_rows or self.gpu_rows):
             return 0
         registered, self.registrations = list(self.registrations.values()), {}
@@ -129,53 +149,57 @@ class HeartbeatBuffer:
                     await session.execute(insert(GpuSample), gpus)
                 await session.commit()
         except Exception:
-            log.exception("heartbeat flush failed; will retry")
             # Keep what was not written; newer heartbeats and registrations win.
             for row in registered:
                 self.registrations.setdefault(row["b_id"], row)
             for row in latest:
                 self.latest.setdefault(row["b_id"], row)
             self.system_rows[:0], self.gpu_rows[:0] = system, gpus
-            return 0
+            raise
         self.flushes += 1
         written = len(registered) + len(latest) + len(system) + len(gpus)
         self.rows_written += written
         return written
 
-    async def run(
-        self,
-        session_factory: async_sessionmaker[AsyncSession],
-        interval_s: float,
-        stop: asyncio.Event,
-        on_phase_change: Callable[[], None] = lambda: None,
-    ) -> None:
-        """Flush every `interval_s`, and at once after a phase change."""
-        next_flush = time.monotonic() + interval_s
-        while not stop.is_set():
-            waiters = [
-                asyncio.ensure_future(stop.wait()),
-                asyncio.ensure_future(self.urgent.wait()),
-            ]
-            await asyncio.wait(
-                waiters,
-                timeout=max(0.0, next_flush - time.monotonic()),
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            for waiter in waiters:
-                waiter.cancel()
-            urgent = self.urgent.is_set()
-            self.urgent.clear()
-            await self.flush(session_factory)
-            if urgent:
-                on_phase_change()
-            if time.monotonic() >= next_flush:
-                next_flush = time.monotonic() + interval_s
-                self._forget_silent()
-
-    def _forget_silent(self) -> None:
+    def forget_silent(self) -> None:
         cutoff = time.monotonic() - FORGET_PHASE_AFTER_S
         for instance_id in [i for i, (_, at) in self.phases.items() if at < cutoff]:
             del self.phases[instance_id]
+
+
+class HeartbeatWriter(Loop):
+    """Flushes `buffer` every `interval_s`, and at once when the buffer wakes it (a
+    registration, a phase change); after such a flush `on_phase_change` is told (the
+    health loop, which acts on the news). A failed flush is the pass's error; what it
+    did not write is written by the next one."""
+
+    name = "heartbeats"
+
+    def __init__(
+        self,
+        buffer: HeartbeatBuffer,
+        session_factory: async_sessionmaker[AsyncSession],
+        interval_s: float,
+        on_phase_change: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__(interval_s)
+        self.buffer = buffer
+        self.session_factory = session_factory
+        self.on_phase_change = on_phase_change
+        self._forget_at = time.monotonic() + interval_s
+        buffer.on_urgent = self.wake
+
+    async def run_once(self) -> int:
+        urgent = self.buffer.urgent.is_set()
+        self.buffer.urgent.clear()
+        try:
+            return await self.buffer.write(self.session_factory)
+        finally:
+            if urgent:
+                self.on_phase_change()
+            if time.monotonic() >= self._forget_at:
+                self._forget_at = time.monotonic() + self.interval_s
+                self.buffer.forget_silent()
 
 
 def _update_by_id(row: dict[str, Any]) -> Update:
