@@ -28,13 +28,13 @@ from inventiv_api.catalog.schemas import (
     ZoneOut,
 )
 from inventiv_api.catalog.service import Entry
+from inventiv_api.commands import command_accepted
 from inventiv_api.deps import BusDep, SessionDep
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
 from inventiv_api.security.workspace import current_org_id
-from inventiv_common.bus import Envelope
+from inventiv_common.bus import commit_and_publish
 from inventiv_common.db.models import InstanceType, Provider, Region, Zone
-from inventiv_common.messages import CMD_SYNC_CATALOG
 
 router = APIRouter(tags=["catalog"])
 Reader = Annotated[Principal, Depends(require(P.authenticated))]
@@ -184,9 +184,7 @@ async def zone_instance_types(
 
 
 @router.post("/catalog/sync", status_code=202)
-async def catalog_sync(principal: ModelManager, bus: BusDep) -> JSONResponse:
-    envelope = Envelope(type=CMD_SYNC_CATALOG, organization_id=current_org_id(principal))
-    delivered = await bus.publish_safe(envelope)
-    return JSONResponse(
-        {"command": envelope.type, "id": str(envelope.id), "published": delivered}, 202
-    )
+async def catalog_sync(principal: ModelManager, session: SessionDep, bus: BusDep) -> JSONResponse:
+    # Its outcome goes to the asking workspace's action log.
+    service.request_sync(session=session, organization_id=current_org_id(principal))
+    return command_accepted(await commit_and_publish(session, bus))

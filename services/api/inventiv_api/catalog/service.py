@@ -14,7 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.catalog.schemas import CatalogUpdate
 from inventiv_api.errors import ApiError, not_found
+from inventiv_common.bus import Envelope, publish_after_commit
 from inventiv_common.db.models import InstanceType, InstanceTypeZone, Provider, Region, Zone
+from inventiv_common.messages import CMD_SYNC_CATALOG
 
 Entry = TypeVar("Entry", Provider, Region, Zone, InstanceType)
 
@@ -95,3 +97,8 @@ async def types_in_zone(*, session: AsyncSession, zone_id: uuid.UUID) -> list[In
             .order_by(InstanceType.code)
         )
     )
+
+
+def request_sync(*, session: AsyncSession, organization_id: uuid.UUID) -> None:
+    """Queue a CMD:SYNC_CATALOG for after the route's commit."""
+    publish_after_commit(session, Envelope(type=CMD_SYNC_CATALOG, organization_id=organization_id))
