@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from functools import partial
 
 import httpx
 from fastapi import Depends, FastAPI, Request
@@ -12,6 +13,7 @@ from inventiv_common.bus import Envelope
 from inventiv_common.crypto import KeyRing
 from inventiv_common.dispatch import BusConsumer, Dispatcher
 from inventiv_common.messages import (
+    CMD_CHECK_CREDENTIALS,
     CMD_PROVISION,
     CMD_RECONCILE,
     CMD_SYNC_CATALOG,
@@ -28,6 +30,7 @@ from inventiv_common.web import (
     resources_of,
 )
 from inventiv_orchestrator.context import Context, build_providers
+from inventiv_orchestrator.credentials import check_credentials
 from inventiv_orchestrator.loops.base import Loop
 from inventiv_orchestrator.loops.catalog import CatalogLoop
 from inventiv_orchestrator.loops.health import HealthLoop
@@ -102,6 +105,7 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         dispatcher.register(CMD_TERMINATE, waking("terminator"))
         dispatcher.register(CMD_RECONCILE, reconcile)
         dispatcher.register(CMD_SYNC_CATALOG, sync_catalog)
+        dispatcher.register(CMD_CHECK_CREDENTIALS, partial(check_credentials, ctx))
         dispatcher.register(EVT_WORKER_TOKENS_REVOKED, revocations.on_notice)
         for name, loop in loops.items():
             resources.spawn(loop.run(stop), name=f"loop:{name}")
