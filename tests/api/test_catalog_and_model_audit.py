@@ -2,8 +2,9 @@
 
 A model belongs to an organization, so its entries are in that organization's trail
 (`GET /audit_logs`). The catalog is shared by every organization: its entries belong
-to none (organization_id NULL), so they are read from the table itself, and must not
-show up in the trail of the workspace the platform administrator happened to be in.
+to none (organization_id NULL): they are read from the table itself and from the
+platform trail (`GET /audit_logs/platform`), and must not show up in the trail of the
+workspace the platform administrator happened to be in.
 """
 
 from __future__ import annotations
@@ -115,6 +116,12 @@ def test_catalog_changes_are_audited_outside_any_organization(
     for _, action, _, _, _ in changes:
         trail = owner.get("/audit_logs", params={"action": action}).json()
         assert trail["total"] == 0, trail
+    # They are the platform's trail, which platform administrators read.
+    platform = owner.get("/audit_logs/platform", params={"limit": 500})
+    assert platform.status_code == 200, platform.text
+    assert {r["id"] for r in rows} <= {e["id"] for e in platform.json()["items"]}
+    assert all(e["organization_id"] is None for e in platform.json()["items"])
+    assert world["admin"].get("/audit_logs/platform").status_code == 403
 
 
 def test_model_changes_are_in_the_organization_trail(world: World) -> None:

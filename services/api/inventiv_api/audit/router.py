@@ -1,15 +1,17 @@
-"""/audit_logs: the organization's audit trail (owner, admin, manager)."""
+"""/audit_logs: the organization's audit trail (owner, admin, manager), and
+/audit_logs/platform: the changes that belong to no organization (the catalog, users),
+for platform administrators."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import BaseModel, ConfigDict
 
 from inventiv_api.audit import service
+from inventiv_api.audit.schemas import AuditEntryOut, AuditPage
 from inventiv_api.deps import SessionDep
 from inventiv_api.errors import ApiError
 from inventiv_api.security.permissions import Permission as P
@@ -18,60 +20,60 @@ from inventiv_api.security.workspace import current_org_id
 
 router = APIRouter(prefix="/audit_logs", tags=["audit"])
 Auditor = Annotated[Principal, Depends(require(P.audit_read))]
+PlatformAdmin = Annotated[Principal, Depends(require(P.platform_read))]
 
 
-class AuditEntryOut(BaseModel):
-    model_config = ConfigDict(from_attributes=True)
+class Filters:
+    """The query parameters both trails take."""
 
-    id: int
-    occurred_at: datetime
-    organization_id: uuid.UUID | None
-    actor_user_id: uuid.UUID | None
-    actor_api_key_id: uuid.UUID | None
-    action: str
-    outcome: str
-    resource_type: str | None
-    resource_id: str | None
-    ip_address: str | None
-    user_agent: str | None
-    details: dict[str, Any] | None
-
-
-class AuditPage(BaseModel):
-    items: list[AuditEntryOut]
-    total: int
-    limit: int
-    offset: int
+    def __init__(
+        self,
+        action: Annotated[str | None, Query(max_length=64)] = None,
+        actor_user_id: uuid.UUID | None = None,
+        resource_type: Annotated[str | None, Query(max_length=64)] = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: Annotated[int, Query(ge=1, le=500)] = 100,
+        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    ) -> None:
+        if since and until and since >= until:
+            raise ApiError(400, "bad_range", "since must be before until")
+        self.action, self.actor_user_id, self.resource_type = action, actor_user_id, resource_type
+        self.since, self.until, self.limit, self.offset = since, until, limit, offset
 
 
-@router.get("", response_model=AuditPage)
-async def list_audit_logs(
-    principal: Auditor,
-    session: SessionDep,
-    action: Annotated[str | None, Query(max_length=64)] = None,
-    actor_user_id: uuid.UUID | None = None,
-    resource_type: Annotated[str | None, Query(max_length=64)] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
-) -> AuditPage:
-    if since and until and since >= until:
-        raise ApiError(400, "bad_range", "since must be before until")
+FiltersDep = Annotated[Filters, Depends()]
+
+
+async def _page(session: SessionDep, organization_id: uuid.UUID | None, f: Filters) -> AuditPage:
     rows, total = await service.search(
         session=session,
-        organization_id=current_org_id(principal),
-        action=action,
-        actor_user_id=actor_user_id,
-        resource_type=resource_type,
-        since=since,
-        until=until,
-        limit=limit,
-        offset=offset,
+        organization_id=organization_id,
+        action=f.action,
+        actor_user_id=f.actor_user_id,
+        resource_type=f.resource_type,
+        since=f.since,
+        until=f.until,
+        limit=f.limit,
+        offset=f.offset,
     )
     return AuditPage(
         items=[AuditEntryOut.model_validate(r) for r in rows],
         total=total,
-        limit=limit,
-        offset=offset,
+        limit=f.limit,
+        offset=f.offset,
     )
+
+
+@router.get("", response_model=AuditPage)
+async def list_audit_logs(
+    principal: Auditor, session: SessionDep, filters: FiltersDep
+) -> AuditPage:
+    return await _page(session, current_org_id(principal), filters)
+
+
+@router.get("/platform", response_model=AuditPage)
+async def list_platform_audit_logs(
+    _principal: PlatformAdmin, session: SessionDep, filters: FiltersDep
+) -> AuditPage:
+    return await _page(session, None, filters)

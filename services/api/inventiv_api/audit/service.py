@@ -53,7 +53,7 @@ def record(
 async def search(
     *,
     session: AsyncSession,
-    organization_id: uuid.UUID,
+    organization_id: uuid.UUID | None,
     action: str | None,
     actor_user_id: uuid.UUID | None,
     resource_type: str | None,
@@ -62,7 +62,13 @@ async def search(
     limit: int,
     offset: int,
 ) -> tuple[list[AuditLog], int]:
-    query: Select[AuditLog] = select(AuditLog).where(AuditLog.organization_id == organization_id)
+    """One organization's entries, or with `organization_id` None those of no organization."""
+    owner = (
+        AuditLog.organization_id.is_(None)
+        if organization_id is None
+        else AuditLog.organization_id == organization_id
+    )
+    query: Select[AuditLog] = select(AuditLog).where(owner)
     if action:
         query = query.where(AuditLog.action == action)
     if actor_user_id:
