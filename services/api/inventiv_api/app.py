@@ -18,10 +18,10 @@ from inventiv_api.catalog.router import router as catalog_router
 from inventiv_api.deployments.router import router as deployments_router
 from inventiv_api.errors import install_error_handlers
 from inventiv_api.finops.router import router as finops_router
-from inventiv_api.gateway.app import OPENAPI_PATHS as GATEWAY_PATHS
-from inventiv_api.gateway.app import Gateway, GatewayState
+from inventiv_api.gateway.asgi import Gateway, GatewayState
 from inventiv_api.gateway.metering import Meter
-from inventiv_api.gateway.routing import RouteTable
+from inventiv_api.gateway.openapi import OPENAPI_PATHS as GATEWAY_PATHS
+from inventiv_api.gateway.routing import RouteRefresh, RouteTable
 from inventiv_api.gateway.upstream import UpstreamPool
 from inventiv_api.identity.bootstrap import bootstrap_admin
 from inventiv_api.instances.feed import router as instance_feed_router
@@ -76,15 +76,25 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     async def start_gateway(resources: ServiceResources) -> None:
         # Filled by its loop at once; a database hiccup at start-up must not stop the api.
-        routes = RouteTable(resources.session_factory, keyring)
+        table, pool = RouteTable(resources.session_factory, keyring), UpstreamPool()
+        routes = RouteRefresh(table, pool)
         meter = Meter(resources.session_factory, resources.bus)
         limiter = RateLimiter(resources.bus.redis, namespace=f"{settings.redis_channel_prefix}rl")
-        app.state.gateway = GatewayState(routes, UpstreamPool(), meter, limiter)
-        resources.on_shutdown.append(app.state.gateway.pool.close)
+        app.state.gateway = GatewayState(table, pool, meter, limiter)
+        stop = asyncio.Event()
+
+        async def stop_loops() -> None:
+            stop.set()
+
+        resources.on_shutdown.append(stop_loops)
+        resources.on_shutdown.append(pool.close)
         # What was metered since the last batch is written before the pool closes.
         resources.on_shutdown.append(meter.flush)
-        resources.spawn(routes.run(asyncio.Event()), name="gateway-routes")
-        resources.spawn(meter.run(asyncio.Event()), name="gateway-meter")
+        loops = {"gateway-routes": routes, "gateway-meter": meter}
+        app.state.loops = getattr(app.state, "loops", {})
+        app.state.loops.update(loops)
+        for name, loop in loops.items():
+            resources.spawn(loop.run(stop), name=name)
 
         # An instance that changed state is routed to (or not) at once.
         async def on_event(envelope: Envelope) -> None:

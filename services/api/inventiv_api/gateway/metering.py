@@ -7,12 +7,14 @@ A batch that cannot be written (PostgreSQL down) stays at the head of the buffer
 is retried; rows are keyed by request id, so a batch retried after a commit whose
 answer was lost is not inserted twice. The buffer is bounded: past MAX_PENDING the
 oldest records are dropped and counted, so a long outage cannot exhaust memory.
+
+The meter is a loop: it writes what is pending every second, and once more at
+shutdown so that what was metered since the last pass is not lost.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections import deque
@@ -26,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.bus import Envelope, EventBus
 from inventiv_common.db.models import InstanceRequestMetrics
+from inventiv_common.loops import Loop
 from inventiv_common.messages import EVT_INFERENCE_USAGE_RECORDED
 
 log = logging.getLogger(__name__)
@@ -88,17 +91,19 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
-class Meter:
+class Meter(Loop):
+    name = "gateway-meter"
+
     def __init__(
         self,
         session_factory: async_sessionmaker[AsyncSession],
         bus: EventBus,
         *,
-        flush_interval_s: float = 1.0,
+        interval_s: float = 1.0,
     ) -> None:
+        super().__init__(interval_s)
         self.session_factory = session_factory
         self.bus = bus
-        self.flush_interval_s = flush_interval_s
         self.pending: deque[Usage] = deque()
         self.written = 0
         self.dropped = 0
@@ -114,7 +119,7 @@ class Meter:
         """Write what is pending, batch by batch; returns how many were written. Stops
         at the first batch that fails (it stays pending)."""
         written = 0
-        async with self._lock:  # the loop and the shutdown flush never overlap
+        async with self._lock:  # a pass and the shutdown flush never overlap
             while self.pending:
                 batch = [self.pending[i] for i in range(min(BATCH, len(self.pending)))]
                 try:
@@ -182,11 +187,16 @@ class Meter:
             )
             await session.commit()
 
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self.flush_interval_s)
-            await self.flush()
+    async def run_once(self) -> int:
+        return await self.flush()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            **super().status(),
+            "pending": len(self.pending),
+            "written": self.written,
+            "dropped": self.dropped,
+        }
 
 
 def _totals(batch: list[Usage]) -> list[dict[str, Any]]:

@@ -1,8 +1,9 @@
 """Where a request for a model goes: the ready instances that serve it.
 
 The table is a snapshot of PostgreSQL (ready instances, activated both ways, of active
-and activated models), refreshed in the background every `refresh_s` and at once when
-an instance changes state, so choosing an instance costs no query. Among the instances
+and activated models), so choosing an instance costs no query. `RouteRefresh` keeps it
+current: every second, and at once when woken because an instance changed state; it
+also closes the pooled connections to engines that left the table. Among the instances
 of a model in the caller's organization, the one with the fewest requests in flight
 (ours, plus the queue its worker reports) is chosen. An instance that fails several
 times in a row is left out for a while.
@@ -10,21 +11,22 @@ times in a row is left out for a while.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from inventiv_api.gateway.upstream import UpstreamPool
 from inventiv_common import instance_secrets
 from inventiv_common.crypto import DecryptionError, KeyRing
 from inventiv_common.db.models import Instance, Model
 from inventiv_common.lifecycle import InstanceStatus
+from inventiv_common.loops import Loop
 
 log = logging.getLogger(__name__)
 FAILURES_BEFORE_EJECTION = 3
@@ -55,13 +57,10 @@ class Endpoint:
 class RouteTable:
     session_factory: async_sessionmaker[AsyncSession]
     keyring: KeyRing
-    refresh_s: float = 1.0
     # (organization, model name) -> endpoints
     routes: dict[tuple[uuid.UUID, str], list[Endpoint]] = field(default_factory=dict)
     _by_instance: dict[uuid.UUID, Endpoint] = field(default_factory=dict)
-    _changed: asyncio.Event = field(default_factory=asyncio.Event)
     _unreadable: set[uuid.UUID] = field(default_factory=set)
-    loaded: bool = False
 
     async def refresh(self) -> None:
         async with self.session_factory() as session:
@@ -112,27 +111,31 @@ class RouteTable:
             endpoint.queue_depth = instance.worker_queue_depth or 0
             by_instance[instance.id] = endpoint
             routes.setdefault((endpoint.organization_id, model_name), []).append(endpoint)
-        self.routes, self._by_instance, self.loaded = routes, by_instance, True
+        self.routes, self._by_instance = routes, by_instance
 
-    def changed(self) -> None:
-        """An instance changed state: refresh now rather than at the next tick."""
-        self._changed.set()
-
-    async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            self._changed.clear()
-            try:
-                await self.refresh()
-            except Exception as exc:  # keep serving the last snapshot; retried next tick
-                log.warning("route table not refreshed", extra={"error": str(exc)[:300]})
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout=self.refresh_s)
+    def addresses(self) -> set[tuple[str, int]]:
+        """The engines the table routes to, as (host, port)."""
+        return {(e.host, e.port) for e in self._by_instance.values()}
 
     def models(self, organization_id: uuid.UUID) -> list[str]:
         return sorted(name for org, name in self.routes if org == organization_id)
 
-    def serves(self, organization_id: uuid.UUID, model_name: str) -> bool:
-        return (organization_id, model_name) in self.routes
+    async def known_model(self, organization_id: uuid.UUID, model_name: str) -> bool:
+        """Whether the organization has such a model at all, served or not (a query:
+        asked only when nothing serves it, to tell an unknown model from one not
+        ready yet)."""
+        async with self.session_factory() as session:
+            found = await session.scalar(
+                select(Model.id).where(
+                    Model.model_id == model_name,
+                    Model.is_active.is_(True),
+                    or_(
+                        Model.organization_id.is_(None),
+                        Model.organization_id == organization_id,
+                    ),
+                )
+            )
+        return found is not None
 
     def pick(
         self,
@@ -164,3 +167,29 @@ class RouteTable:
                 "instance taken out of rotation",
                 extra={"instance_id": str(endpoint.instance_id), "for_s": EJECTION_S},
             )
+
+
+class RouteRefresh(Loop):
+    """Keeps a route table current. A refresh that fails (PostgreSQL away) keeps the last
+    snapshot serving and is retried at the next pass."""
+
+    name = "gateway-routes"
+
+    def __init__(self, table: RouteTable, pool: UpstreamPool, interval_s: float = 1.0) -> None:
+        super().__init__(interval_s)
+        self.table = table
+        self.pool = pool
+
+    def changed(self) -> None:
+        """An instance changed state: refresh now rather than at the next tick."""
+        self.wake()
+
+    async def run_once(self) -> int:
+        await self.table.refresh()
+        # An instance that left the table will not be asked again: its idle connections
+        # would only wait for their timeout (or for the engine to close them).
+        self.pool.keep_only(self.table.addresses())
+        return len(self.table.routes)
+
+    def status(self) -> dict[str, Any]:
+        return {**super().status(), "routes": len(self.table.routes)}

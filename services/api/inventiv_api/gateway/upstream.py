@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 
 import httptools
 
@@ -267,10 +267,13 @@ class UpstreamPool:
         connection.idle_since = time.monotonic()
         idle.append(connection)
 
-    def forget(self, host: str, port: int) -> None:
-        """Close the idle connections to an endpoint (its instance went away)."""
-        for connection in self._idle.pop((host, port), []):
-            connection.close()
+    def keep_only(self, addresses: Collection[tuple[str, int]]) -> None:
+        """Close the idle connections to every engine not in `addresses` (the route
+        table's: the others' instances went away). A connection still in use is pooled
+        again when its response ends, and closed by the next call."""
+        for key in [key for key in self._idle if key not in addresses]:
+            for connection in self._idle.pop(key):
+                connection.close()
 
     async def close(self) -> None:
         for idle in self._idle.values():

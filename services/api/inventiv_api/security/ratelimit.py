@@ -49,6 +49,3 @@ class RateLimiter:
             raw, ttl = await pipe.execute()
         count = int(raw or 0)
         return Verdict(count < limit, max(int(ttl), 1))
-
-    async def reset(self, key: str) -> None:
-        await self.redis.delete(f"{self.namespace}:{key}")

@@ -1,0 +1,178 @@
+"""The OpenAI-compatible endpoints, as plain ASGI in front of the api's FastAPI stack.
+
+/v1/* is the hot path: a FastAPI route with its middleware and validation would cost
+more than the rest of the proxying, so requests are handled here directly. Bodies are
+passed through as received (re-encoded only when a stream must ask the engine for its
+usage), responses are relayed piece by piece, and errors use OpenAI's envelope.
+
+This module is the request's path through the gateway, end to end: who calls
+(callers.py), within which limits (limits.py), to which instance (routing.py), over
+which connection (upstream.py), and what it consumed (usage.py, metering.py).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from inventiv_api.gateway.callers import Caller, Callers
+from inventiv_api.gateway.errors import (
+    DATABASE_DOWN,
+    JSON,
+    RETRY_AFTER_S,
+    GatewayError,
+    database_down,
+    respond,
+)
+from inventiv_api.gateway.limits import KeyLimits
+from inventiv_api.gateway.metering import Meter
+from inventiv_api.gateway.relay import read_body, relay_stream
+from inventiv_api.gateway.routing import RouteTable
+from inventiv_api.gateway.upstream import ConnectFailed, UpstreamError, UpstreamPool
+from inventiv_api.gateway.usage import Exchange, HiddenUsage, ask_stream_usage
+from inventiv_api.security.ratelimit import RateLimiter
+from inventiv_api.settings import ApiSettings
+
+ENDPOINTS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+
+
+@dataclass
+class GatewayState:
+    """What the gateway needs from the running service (made at start-up)."""
+
+    routes: RouteTable
+    pool: UpstreamPool
+    meter: Meter
+    limiter: RateLimiter
+
+
+class Gateway:
+    """Pure ASGI middleware: /v1/* is answered here, everything else passes on. Its
+    route table and engine connections live on `app.state.gateway`, set at start-up."""
+
+    def __init__(self, app: ASGIApp, *, settings: ApiSettings) -> None:
+        self.app = app
+        self.settings = settings
+        self.callers = Callers(settings)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
+            await self.app(scope, receive, send)
+            return
+        state: GatewayState = scope["app"].state.gateway
+        try:
+            caller = await self.callers.identify(scope)
+            path, method = scope["path"], scope["method"]
+            if path == "/v1/models" and method == "GET":
+                await respond(send, 200, _models(state.routes, caller))
+            elif path in ENDPOINTS and method == "POST":
+                await self._proxy(state, scope, receive, send, caller)
+            else:
+                raise GatewayError(404, f"no route {method} {path}", code="not_found")
+        except GatewayError as exc:
+            headers = [(b"retry-after", b"%d" % exc.retry_after)] if exc.retry_after else []
+            await respond(send, exc.status, exc.body(), headers)
+
+    async def _proxy(
+        self, state: GatewayState, scope: Scope, receive: Receive, send: Send, caller: Caller
+    ) -> None:
+        raw = await read_body(receive, self.settings.max_body_bytes)
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise GatewayError(400, "the body must be JSON") from None
+        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
+            raise GatewayError(400, "the body must be a JSON object with a `model` string")
+        model = body["model"]
+        if not caller.may_use(model):
+            raise GatewayError(403, f"this API key may not use {model!r}", kind="permission_error")
+        limits = KeyLimits(state.limiter, caller)
+        await limits.admit()
+        hidden = HiddenUsage()
+        if body.get("stream") and scope["path"] != "/v1/embeddings":
+            hidden, raw = ask_stream_usage(body, raw)
+        routes = state.routes
+        started = time.monotonic()
+        tried: tuple[uuid.UUID, ...] = ()
+        # The least loaded instance; one retry elsewhere if it could not be reached
+        # (nothing was delivered, so nothing can run twice).
+        while len(tried) < 2:
+            endpoint = routes.pick(caller.organization_id, model, exclude=tried)
+            if endpoint is None:
+                break
+            endpoint.in_flight += 1
+            try:
+                response = await state.pool.send(
+                    endpoint.host,
+                    endpoint.port,
+                    "POST",
+                    scope["path"],
+                    [(b"authorization", b"Bearer " + endpoint.engine_key.encode()), JSON],
+                    raw,
+                )
+            except ConnectFailed:
+                endpoint.in_flight -= 1
+                routes.report(endpoint, ok=False)
+                tried += (endpoint.instance_id,)
+                continue
+            except UpstreamError as exc:
+                endpoint.in_flight -= 1
+                routes.report(endpoint, ok=False)
+                raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
+            exchange = Exchange(started=started, status_code=response.status, hidden=hidden)
+            try:
+                if response.header(b"content-type") == b"text/event-stream":
+                    await relay_stream(response, receive, send, exchange)
+                else:
+                    payload = await response.read()
+                    exchange.first_byte_at = time.monotonic()
+                    exchange.take_usage(payload if response.status == 200 else b"")
+                    await limits.count_tokens(exchange.total_tokens)
+                    await respond(send, response.status, payload)
+            except UpstreamError as exc:
+                exchange.broken = True
+                raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
+            finally:
+                response.abort()  # a no-op once the response was read to its end
+                endpoint.in_flight -= 1
+                routes.report(endpoint, ok=not exchange.broken and exchange.status_code < 500)
+                usage = exchange.usage(caller, endpoint, scope["path"], bool(body.get("stream")))
+                state.meter.record(usage)
+                await limits.count_tokens(usage.total_tokens)  # if not counted yet
+            return
+        if tried:
+            raise GatewayError(
+                503,
+                f"no instance of {model!r} could be reached",
+                kind="api_error",
+                code="no_ready_worker",
+                retry_after=RETRY_AFTER_S,
+            )
+        raise await _no_route(routes, caller, model)
+
+
+def _models(routes: RouteTable, caller: Caller) -> bytes:
+    names = [name for name in routes.models(caller.organization_id) if caller.may_use(name)]
+    data = [{"id": n, "object": "model", "created": 0, "owned_by": "inventiv"} for n in names]
+    return json.dumps({"object": "list", "data": data}).encode()
+
+
+async def _no_route(routes: RouteTable, caller: Caller, model: str) -> GatewayError:
+    """Unknown to the workspace (404), or known with nothing ready to serve it (503)."""
+    try:
+        known = await routes.known_model(caller.organization_id, model)
+    except DATABASE_DOWN as exc:
+        return database_down(exc)
+    if not known:
+        return GatewayError(404, f"the model {model!r} does not exist", code="model_not_found")
+    return GatewayError(
+        503,
+        f"no ready instance serves {model!r} yet",
+        kind="api_error",
+        code="no_ready_worker",
+        retry_after=RETRY_AFTER_S,
+    )
