@@ -12,6 +12,11 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+class PassFailed(Exception):
+    """A pass that failed for a reason known not to be a bug (a dependency is away): logged
+    as one line instead of a traceback, and kept as the loop's last error."""
+
+
 class Loop:
     name = "loop"
     # Shortest time between two passes, however often the loop is woken: a burst of
@@ -38,6 +43,9 @@ class Loop:
             try:
                 await self.run_once()
                 self.last_error = None
+            except PassFailed as exc:
+                self.last_error = str(exc)
+                log.warning("loop pass failed", extra={"loop": self.name, "error": str(exc)})
             except Exception as exc:  # a pass that fails is retried on the next one
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("loop pass failed", extra={"loop": self.name})

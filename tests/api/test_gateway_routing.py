@@ -3,6 +3,8 @@ whom, least-loaded choice, and instances taken out of rotation after failures.""
 
 from __future__ import annotations
 
+import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 
@@ -10,11 +12,13 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from inventiv_api.gateway.routing import FAILURES_BEFORE_EJECTION, RouteTable
+from inventiv_api.gateway.routing import FAILURES_BEFORE_EJECTION, RouteRefresh, RouteTable
+from inventiv_api.gateway.upstream import UpstreamPool, _Connection
 from inventiv_common import instance_secrets
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.engine import make_session_factory
 from inventiv_common.db.models import Instance, InstanceType, Model, Organization, Zone
+from inventiv_common.loops import Loop
 from inventiv_common.settings import DEV_SECRET_FALLBACK
 from tests.support.mock_engine import MOCK_MODEL
 
@@ -142,3 +146,81 @@ async def test_an_instance_sealed_with_another_key_is_skipped_not_fatal(fleet: F
     table.keyring = KEYRING
     await table.refresh()
     assert table.pick(org, MOCK_MODEL).instance_id == readable  # type: ignore[union-attr]
+
+
+async def test_engines_that_leave_the_table_lose_their_idle_connections(
+    engine: AsyncEngine,
+) -> None:
+    fleet = Fleet(engine)
+    org = await fleet.organization()
+    staying, leaving = await fleet.instance(org), await fleet.instance(org)
+    # Addresses no other test's instance has: the pool keeps whatever the table routes to.
+    subnet = f"127.{random.randrange(1, 250)}.{random.randrange(250)}"
+    async with fleet.sessions() as session:
+        for host, instance_id in enumerate((staying, leaving), start=1):
+            await session.execute(
+                update(Instance)
+                .where(Instance.id == instance_id)
+                .values(ip_address=f"{subnet}.{host}")
+            )
+        await session.commit()
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def connection() -> _Connection:
+        return _Connection(*await asyncio.open_connection("127.0.0.1", port))
+
+    table, pool = RouteTable(fleet.sessions, KEYRING), UpstreamPool()
+    refresh = RouteRefresh(table, pool)
+    assert isinstance(refresh, Loop) and refresh.name == "gateway-routes"
+    await refresh.run_once()
+    by_id = {e.instance_id: (e.host, e.port) for e in table.routes[(org, MOCK_MODEL)]}
+    conns = {key: await connection() for key in (by_id[staying], by_id[leaving], ("10.9.9.9", 1))}
+    for key, conn in conns.items():
+        pool._put(key, conn)
+
+    await refresh.run_once()
+    assert set(pool._idle) == {by_id[staying], by_id[leaving]}
+    assert conns[("10.9.9.9", 1)].writer.is_closing()
+
+    async with fleet.sessions() as session:
+        await session.execute(
+            update(Instance).where(Instance.id == leaving).values(status="terminating")
+        )
+        await session.commit()
+    await refresh.run_once()
+    assert set(pool._idle) == {by_id[staying]}
+    assert conns[by_id[leaving]].writer.is_closing()
+    assert not conns[by_id[staying]].writer.is_closing()
+    assert refresh.status()["routes"] >= 1 and refresh.status()["last_error"] is None
+
+    # wake() (an instance changed state): a second pass runs at once, not after interval_s.
+    slow = RouteRefresh(table, pool, interval_s=60)
+    stop = asyncio.Event()
+    task = asyncio.create_task(slow.run(stop))
+    while slow.passes < 1:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.2)
+    assert slow.passes == 1  # waiting for its 60 s interval
+    slow.wake()
+
+    async def second_pass() -> None:
+        while slow.passes < 2:
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(second_pass(), 5)
+    task.cancel()
+    await pool.close()
+    server.close()
+
+
+async def test_a_refresh_without_postgresql_is_one_line_and_the_last_error() -> None:
+    from inventiv_common.db.engine import make_engine
+    from inventiv_common.net import free_port
+
+    dead = make_engine(f"postgresql://postgres@127.0.0.1:{free_port()}/none")
+    refresh = RouteRefresh(RouteTable(make_session_factory(dead), KEYRING), UpstreamPool())
+    await refresh.run(asyncio.Event(), passes=1)
+    assert refresh.last_error is not None
+    assert refresh.last_error.startswith("routes not refreshed, PostgreSQL unreachable")
+    await dead.dispose()

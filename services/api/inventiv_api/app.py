@@ -10,6 +10,7 @@ import httpx
 from fastapi import Depends, FastAPI
 
 from inventiv_api.action_logs.router import router as action_logs_router
+from inventiv_api.admin.router import router as admin_router
 from inventiv_api.api_keys.router import router as api_keys_router
 from inventiv_api.audit.router import router as audit_router
 from inventiv_api.auth.router import router as auth_router
@@ -24,6 +25,7 @@ from inventiv_api.gateway.openapi import OPENAPI_PATHS as GATEWAY_PATHS
 from inventiv_api.gateway.routing import RouteRefresh, RouteTable
 from inventiv_api.gateway.upstream import UpstreamPool
 from inventiv_api.identity.bootstrap import bootstrap_admin
+from inventiv_api.instances.feed import InstanceFeed
 from inventiv_api.instances.feed import router as instance_feed_router
 from inventiv_api.instances.router import router as instances_router
 from inventiv_api.middleware import BodySizeLimit
@@ -37,7 +39,9 @@ from inventiv_api.worker_proxy import router as worker_proxy_router
 from inventiv_common.bus import Envelope
 from inventiv_common.crypto import KeyRing
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
-from inventiv_common.messages import EVT_INSTANCE_STATUS_CHANGED, Channel
+from inventiv_common.dispatch import BusConsumer, Dispatcher
+from inventiv_common.loops import Loop
+from inventiv_common.messages import EVT_INSTANCE_STATUS_CHANGED, channels_heard_by
 from inventiv_common.version import version_info
 from inventiv_common.web import ServiceResources, build_service_app, public_route
 
@@ -58,12 +62,19 @@ ROUTERS = (
     action_logs_router,
     finops_router,
     worker_proxy_router,
+    admin_router,
 )
 
 
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     keyring = KeyRing(settings.secret("provider_settings_key"))
+    # One subscription for the whole process; its parts register what they hear.
+    dispatcher = Dispatcher()
+    consumer = BusConsumer(channels_heard_by("api"), dispatcher)
+    instance_feed = InstanceFeed(consumer.subscribed)
+    loops: dict[str, Loop] = {}  # every background loop of the process, for /admin/status
+    dispatcher.register(EVT_INSTANCE_STATUS_CHANGED, instance_feed.on_instance_changed)
 
     async def seed_catalog(resources: ServiceResources) -> None:
         if settings.auto_seed_catalog:
@@ -81,27 +92,19 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         meter = Meter(resources.session_factory, resources.bus)
         limiter = RateLimiter(resources.bus.redis, namespace=f"{settings.redis_channel_prefix}rl")
         app.state.gateway = GatewayState(table, pool, meter, limiter)
-        stop = asyncio.Event()
-
-        async def stop_loops() -> None:
-            stop.set()
-
-        resources.on_shutdown.append(stop_loops)
         resources.on_shutdown.append(pool.close)
         # What was metered since the last batch is written before the pool closes.
         resources.on_shutdown.append(meter.flush)
-        loops = {"gateway-routes": routes, "gateway-meter": meter}
-        app.state.loops = getattr(app.state, "loops", {})
-        app.state.loops.update(loops)
+        loops.update({"gateway-routes": routes, "gateway-meter": meter})
         for name, loop in loops.items():
-            resources.spawn(loop.run(stop), name=name)
+            # Never set: at shutdown the service cancels its background tasks.
+            resources.spawn(loop.run(asyncio.Event()), name=f"loop:{name}")
 
         # An instance that changed state is routed to (or not) at once.
-        async def on_event(envelope: Envelope) -> None:
-            if envelope.type == EVT_INSTANCE_STATUS_CHANGED:
-                routes.changed()
+        async def reroute(_envelope: Envelope) -> None:
+            routes.wake()
 
-        resources.spawn(resources.bus.listen([Channel.instances], on_event), name="gateway-events")
+        dispatcher.register(EVT_INSTANCE_STATUS_CHANGED, reroute)
 
     async def bootstrap(resources: ServiceResources) -> None:
         async with resources.session_factory() as session:
@@ -124,10 +127,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         title="inventiv-api",
         description="Inventiv Agents public API and OpenAI-compatible gateway.",
         migrate_on_boot=settings.migrate_on_boot,
-        on_startup=[seed_catalog, bootstrap, open_http, start_gateway],
+        on_startup=[seed_catalog, bootstrap, open_http, start_gateway, consumer.start],
         docs=True,
     )
     app.state.api_settings = settings
+    app.state.consumer = consumer
+    app.state.loops = loops
+    app.state.instance_feed = instance_feed
     app.state.keyring = keyring
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outermost: /v1/* never enters the FastAPI stack (it limits its own bodies).

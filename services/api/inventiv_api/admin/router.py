@@ -11,8 +11,8 @@ from fastapi import APIRouter, Depends, Request
 
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
-from inventiv_common.version import version_info
 from inventiv_common.loops import loops_status
+from inventiv_common.version import version_info
 from inventiv_common.web import check_readiness, resources_of
 
 router = APIRouter(tags=["service"])

@@ -21,12 +21,13 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from inventiv_api.gateway.errors import DATABASE_DOWN
 from inventiv_api.gateway.upstream import UpstreamPool
 from inventiv_common import instance_secrets
 from inventiv_common.crypto import DecryptionError, KeyRing
 from inventiv_common.db.models import Instance, Model
 from inventiv_common.lifecycle import InstanceStatus
-from inventiv_common.loops import Loop
+from inventiv_common.loops import Loop, PassFailed
 
 log = logging.getLogger(__name__)
 FAILURES_BEFORE_EJECTION = 3
@@ -180,12 +181,12 @@ class RouteRefresh(Loop):
         self.table = table
         self.pool = pool
 
-    def changed(self) -> None:
-        """An instance changed state: refresh now rather than at the next tick."""
-        self.wake()
-
     async def run_once(self) -> int:
-        await self.table.refresh()
+        try:
+            await self.table.refresh()
+        except DATABASE_DOWN as exc:
+            # The table keeps serving what it knew; one line a second, not a traceback.
+            raise PassFailed(f"routes not refreshed, PostgreSQL unreachable: {exc}"[:300]) from exc
         # An instance that left the table will not be asked again: its idle connections
         # would only wait for their timeout (or for the engine to close them).
         self.pool.keep_only(self.table.addresses())
