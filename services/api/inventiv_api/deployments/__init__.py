@@ -1,1 +1,1 @@
-"""Deployments: asking for an instance, terminating and archiving it."""
+"""Deployments: asking for a model to be served on an instance type in a zone."""

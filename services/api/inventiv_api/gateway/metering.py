@@ -1,7 +1,7 @@
 """Every request through the gateway yields one usage record, written off the request
 path: records wait in memory and go to PostgreSQL in batches (the detail rows in
 finops.inference_usage, the running totals in instance_request_metrics) with one
-EVT:INFERENCE_EVT_INFERENCE_USAGE_RECORDED per batch on the finops channel.
+EVT:INFERENCE_USAGE_RECORDED per batch on the finops channel.
 
 A batch that cannot be written (PostgreSQL down) stays at the head of the buffer and
 is retried; rows are keyed by request id, so a batch retried after a commit whose
