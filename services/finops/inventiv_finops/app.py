@@ -9,19 +9,16 @@ it, and it runs every FINOPS_INTERVAL_S anyway.
 from __future__ import annotations
 
 import asyncio
-import time
 
 from fastapi import Depends, FastAPI, Request
 
 from inventiv_common.bus import Envelope
 from inventiv_common.dispatch import BusConsumer, Dispatcher
-from inventiv_common.loops import loops_status
 from inventiv_common.messages import EVT_INFERENCE_USAGE_RECORDED, channels_heard_by
-from inventiv_common.version import version_info
+from inventiv_common.status import process_status
 from inventiv_common.web import (
     ServiceResources,
     build_service_app,
-    check_readiness,
     public_route,
     resources_of,
 )
@@ -65,15 +62,7 @@ def create_app(settings: FinopsSettings | None = None) -> FastAPI:
         summary="What this finops process is doing",
     )
     async def admin_status(request: Request) -> dict[str, object]:
-        resources = resources_of(request)
         loops = {"finops": app.state.loop} if hasattr(app.state, "loop") else {}
-        return {
-            "service": "inventiv-finops",
-            **version_info(),
-            "uptime_s": round(time.time() - resources.started_at, 1),
-            "dependencies": await check_readiness(resources),
-            "bus": consumer.status(),
-            "loops": loops_status(loops),
-        }
+        return await process_status("inventiv-finops", resources_of(request), consumer, loops)
 
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from functools import partial
 
 import httpx
@@ -21,11 +20,10 @@ from inventiv_common.messages import (
     EVT_WORKER_TOKENS_REVOKED,
     channels_heard_by,
 )
-from inventiv_common.version import version_info
+from inventiv_common.status import process_status
 from inventiv_common.web import (
     ServiceResources,
     build_service_app,
-    check_readiness,
     public_route,
     resources_of,
 )
@@ -131,15 +129,12 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
         summary="What this orchestrator is doing",
     )
     async def admin_status(request: Request) -> dict[str, object]:
-        resources = resources_of(request)
-        return {
-            "service": "inventiv-orchestrator",
-            **version_info(),
-            "uptime_s": round(time.time() - resources.started_at, 1),
-            "dependencies": await check_readiness(resources),
-            "bus": consumer.status(),
-            "loops": {name: loop.status() for name, loop in loops.items()},
-            "heartbeats": {"flushes": heartbeats.flushes, "rows_written": heartbeats.rows_written},
-        }
+        return await process_status(
+            "inventiv-orchestrator",
+            resources_of(request),
+            consumer,
+            loops,
+            heartbeats={"flushes": heartbeats.flushes, "rows_written": heartbeats.rows_written},
+        )
 
     return app

@@ -4,16 +4,14 @@ this one needs a platform administrator."""
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
-from inventiv_common.loops import loops_status
-from inventiv_common.version import version_info
-from inventiv_common.web import check_readiness, resources_of
+from inventiv_common.status import process_status
+from inventiv_common.web import resources_of
 
 router = APIRouter(tags=["service"])
 PlatformAdmin = Annotated[Principal, Depends(require(P.platform_read))]
@@ -21,14 +19,11 @@ PlatformAdmin = Annotated[Principal, Depends(require(P.platform_read))]
 
 @router.get("/admin/status", summary="What this api process is doing")
 async def admin_status(_principal: PlatformAdmin, request: Request) -> dict[str, Any]:
-    resources = resources_of(request)
     state = request.app.state
-    return {
-        "service": "inventiv-api",
-        **version_info(),
-        "uptime_s": round(time.time() - resources.started_at, 1),
-        "dependencies": await check_readiness(resources),
-        "bus": state.consumer.status(),
-        "loops": loops_status(getattr(state, "loops", {})),
-        "instance_feed": state.instance_feed.status(),
-    }
+    return await process_status(
+        "inventiv-api",
+        resources_of(request),
+        state.consumer,
+        state.loops,
+        instance_feed=state.instance_feed.status(),
+    )

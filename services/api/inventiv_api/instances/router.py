@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 
-from inventiv_api.activation import Activation
+from inventiv_api.activation import Activation, switch
 from inventiv_api.audit import service as audit
 from inventiv_api.commands import command_accepted
 from inventiv_api.deps import BusDep, SessionDep
@@ -95,21 +95,17 @@ async def _switch(
     request: Request,
     session: SessionDep,
 ) -> InstanceOut:
-    """Switch one activation of an instance, audited."""
-    instance = await service.set_instance_activation(
-        session=session, principal=principal, resource_id=instance_id, kind=kind, active=body.active
-    )
-    audit.record(
-        session=session,
-        request=request,
-        action=f"instance.{kind}_activation",
-        principal=principal,
-        resource_type="instance",
+    row = await switch(
+        service.set_instance_activation,
+        resource="instance",
+        kind=kind,
         resource_id=instance_id,
-        details={"active": body.active},
+        body=body,
+        principal=principal,
+        request=request,
+        session=session,
     )
-    await session.commit()
-    return InstanceOut.model_validate(instance)
+    return InstanceOut.model_validate(row)
 
 
 @router.put("/instances/{instance_id}/activation/technical", response_model=InstanceOut)

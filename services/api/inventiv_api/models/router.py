@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from inventiv_api.activation import Activation
+from inventiv_api.activation import Activation, switch
 from inventiv_api.audit import service as audit
 from inventiv_api.deps import SessionDep
 from inventiv_api.models import service
@@ -31,21 +31,17 @@ async def _switch(
     request: Request,
     session: SessionDep,
 ) -> ModelOut:
-    """Switch one activation of a model, audited."""
-    model = await service.set_model_activation(
-        session=session, principal=principal, resource_id=model_id, kind=kind, active=body.active
-    )
-    audit.record(
-        session=session,
-        request=request,
-        action=f"model.{kind}_activation",
-        principal=principal,
-        resource_type="model",
+    row = await switch(
+        service.set_model_activation,
+        resource="model",
+        kind=kind,
         resource_id=model_id,
-        details={"active": body.active},
+        body=body,
+        principal=principal,
+        request=request,
+        session=session,
     )
-    await session.commit()
-    return ModelOut.model_validate(model)
+    return ModelOut.model_validate(row)
 
 
 @router.get("/models", response_model=list[ModelOut])
