@@ -23,10 +23,11 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, Update, bindparam, insert, text, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common.db.models import GpuSample, Instance, SystemSample
-from inventiv_common.loops import Loop
+from inventiv_common.loops import Loop, PassFailed
 
 log = logging.getLogger(__name__)
 MAX_PENDING_SAMPLES = 200_000
@@ -194,6 +195,9 @@ class HeartbeatWriter(Loop):
         self.buffer.urgent.clear()
         try:
             return await self.buffer.write(self.session_factory)
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            # PostgreSQL away: one line a pass, the rows kept for the next one.
+            raise PassFailed(f"heartbeats not written, will retry: {exc}"[:300]) from exc
         finally:
             if urgent:
                 self.on_phase_change()
