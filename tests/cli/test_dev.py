@@ -232,3 +232,62 @@ def test_operator_commands_beside_dev_need_nothing_exported(dev_home: Path) -> N
         if (p.info.get("environ") or {}).get("INSTANCE_ID") == instance_id
     ]
     assert instance_id and leftovers == []
+
+
+def _service_process(run: DevRun, module: str, not_in: set[int], timeout: float = 60.0):
+    """The running child of `inventiv dev` that runs `module`, other than those seen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for child in psutil.Process(run.proc.pid).children():
+            try:
+                if module in child.cmdline() and child.pid not in not_in:
+                    return child
+            except psutil.NoSuchProcess:
+                continue
+        time.sleep(0.05)
+    raise AssertionError(f"no new {module} process:\n" + "\n".join(run.drain()[-40:]))
+
+
+def test_dev_restarts_a_dead_service_and_stops_only_when_it_keeps_crashing(
+    dev_home: Path,
+) -> None:
+    from inventiv_common.cli.dev import MAX_CRASHES
+
+    ports = {name: free_port() for name in ("api", "orchestrator", "finops")}
+    run = DevRun(dev_home, ports)
+    try:
+        run.wait_for_line("all services ready")
+        api = _service_process(run, "inventiv_api", set())
+        first = _service_process(run, "inventiv_orchestrator", set())
+        first.kill()
+        run.wait_for_line("orchestrator exited with code -9; restarting it in")
+        second = _service_process(run, "inventiv_orchestrator", {first.pid})
+        orchestrator = f"http://127.0.0.1:{ports['orchestrator']}/readyz"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(orchestrator, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        assert httpx.get(orchestrator, timeout=2).status_code == 200
+        # The others were never touched.
+        assert api.is_running() and run.proc.poll() is None
+
+        # One that dies each time it starts is given up, and the platform stops.
+        seen = {first.pid, second.pid}
+        second.kill()
+        for _ in range(MAX_CRASHES - 1):
+            again = _service_process(run, "inventiv_orchestrator", seen)
+            seen.add(again.pid)
+            again.kill()
+        run.wait_for_line(f"its {MAX_CRASHES + 1}th crash")
+        code = run.proc.wait(timeout=60)
+    finally:
+        run.stop()
+    assert code == 1
+    lines = run.drain()
+    assert sum(line.removeprefix("[inventiv] ") == "restarting orchestrator" for line in lines) == (
+        MAX_CRASHES
+    )

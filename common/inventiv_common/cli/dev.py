@@ -3,6 +3,10 @@
 Order: dev home and secrets, free ports, PostgreSQL and Redis (embedded unless
 configured), migrations and seed, then api, orchestrator and finops as child
 processes whose log lines are prefixed with their name.
+
+It supervises them as a process supervisor would: a service that dies is restarted
+after a pause that doubles with each crash (logged), and only a service that keeps
+crashing (more than MAX_CRASHES within CRASH_WINDOW_S) stops the platform.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import asyncio
 import ctypes
 import faulthandler
 import os
+import queue
 import secrets
 import signal
 import subprocess
@@ -30,6 +35,11 @@ from inventiv_common.web import ensure_port_free
 READY_TIMEOUT_S = 90.0
 DEV_STAGE_DELAY_S = "2"
 STOP_TIMEOUT_S = 15.0
+# A service restarted this many times within the window is broken, not unlucky.
+MAX_CRASHES = 5
+CRASH_WINDOW_S = 120.0
+FIRST_RESTART_DELAY_S = 0.5
+MAX_RESTART_DELAY_S = 10.0
 
 
 @dataclass
@@ -120,6 +130,11 @@ class DevPlatform:
         self.children: dict[str, subprocess.Popen[bytes]] = {}
         self.stop_requested = StopFlag()
         self.exit_code = 0
+        self.env: dict[str, str] = {}
+        # Each service's recent crash times; restarts asked by the output threads.
+        self.crashes: dict[str, list[float]] = {}
+        self.restarts: queue.Queue[tuple[float, ServiceSpec]] = queue.Queue()
+        self._due: list[tuple[float, ServiceSpec]] = []
 
     # -- start ------------------------------------------------------------------
     def start_data_services(self) -> dict[str, str]:
@@ -163,6 +178,9 @@ class DevPlatform:
         _say(f"database migrated to {revision} and catalog seeded")
 
     def spawn(self, spec: ServiceSpec, env: dict[str, str]) -> None:
+        """Start a service. Called from the main thread only: the child's death signal
+        (PR_SET_PDEATHSIG) fires when the *thread* that started it ends."""
+        self.env = env
         proc = subprocess.Popen(
             [sys.executable, "-m", spec.module],
             env=env,
@@ -171,19 +189,48 @@ class DevPlatform:
             preexec_fn=_die_with_parent,
         )
         self.children[spec.name] = proc
-        threading.Thread(target=self._pump, args=(spec.name, proc), daemon=True).start()
+        threading.Thread(target=self._pump, args=(spec, proc), daemon=True).start()
 
-    def _pump(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+    def _pump(self, spec: ServiceSpec, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None
-        prefix = f"[{name}] ".encode()
+        prefix = f"[{spec.name}] ".encode()
         for line in iter(proc.stdout.readline, b""):
             sys.stdout.buffer.write(prefix + line)
             sys.stdout.flush()
         code = proc.wait()
         if not self.stop_requested.is_set():
-            _say(f"{name} exited with code {code}; stopping the platform")
+            self._crashed(spec, code)
+
+    def _crashed(self, spec: ServiceSpec, code: int) -> None:
+        now = time.monotonic()
+        recent = [t for t in self.crashes.get(spec.name, []) if now - t < CRASH_WINDOW_S]
+        recent.append(now)
+        self.crashes[spec.name] = recent
+        if len(recent) > MAX_CRASHES:
+            _say(
+                f"{spec.name} exited with code {code}, its {len(recent)}th crash in "
+                f"{CRASH_WINDOW_S:.0f}s; stopping the platform"
+            )
             self.exit_code = 1
             self.stop_requested.set()
+            return
+        delay = min(MAX_RESTART_DELAY_S, FIRST_RESTART_DELAY_S * 2 ** (len(recent) - 1))
+        _say(
+            f"{spec.name} exited with code {code}; restarting it in {delay:.1f}s "
+            f"(crash {len(recent)} of {MAX_CRASHES} allowed in {CRASH_WINDOW_S:.0f}s)"
+        )
+        self.restarts.put((now + delay, spec))
+
+    def restart_due(self) -> None:
+        """Start again the services whose pause is over (main thread)."""
+        while not self.restarts.empty():
+            self._due.append(self.restarts.get_nowait())
+        now = time.monotonic()
+        for item in [d for d in self._due if d[0] <= now]:
+            self._due.remove(item)
+            if not self.stop_requested.is_set():
+                _say(f"restarting {item[1].name}")
+                self.spawn(item[1], self.env)
 
     def wait_ready(self) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT_S
@@ -196,6 +243,7 @@ class DevPlatform:
                             del pending[name]
                     except httpx.HTTPError:
                         pass
+                self.restart_due()  # one that died while starting gets its restart
                 time.sleep(0.3)
         return not pending
 
@@ -266,8 +314,8 @@ def run_dev() -> int:
             _say(f"services not ready after {READY_TIMEOUT_S:.0f}s; stopping")
             platform.exit_code = 1
             platform.stop_requested.set()
-        while not platform.stop_requested.wait(timeout=0.5):
-            pass
+        while not platform.stop_requested.wait(timeout=0.2):
+            platform.restart_due()
     except ConfigError as exc:
         print(f"inventiv dev: {exc}", file=sys.stderr)
         platform.exit_code = 2
@@ -283,11 +331,16 @@ def _print_summary(home: Path, created: list[str]) -> None:
     _say(f"  api           http://127.0.0.1:{api}  (Swagger UI: /swagger-ui)")
     _say(f"  orchestrator  http://127.0.0.1:{SERVICES[1].port}/admin/status")
     _say(f"  finops        http://127.0.0.1:{SERVICES[2].port}/readyz")
+    username = os.environ.get("DEFAULT_ADMIN_USERNAME", "admin")
     password_file = home / "secrets" / "default_admin_password"
-    if "DEFAULT_ADMIN_PASSWORD" in created:
+    if os.environ.get("DEFAULT_ADMIN_PASSWORD"):
+        _say(f"  admin login   {username} / (the DEFAULT_ADMIN_PASSWORD you set)")
+    elif chosen_file := os.environ.get("DEFAULT_ADMIN_PASSWORD_FILE"):
+        _say(f"  admin login   {username} / (password in {chosen_file})")
+    elif "DEFAULT_ADMIN_PASSWORD" in created:
         # Shown this once; afterwards it stays only in the 0600 file.
         password = password_file.read_text().strip()
-        _say(f"  admin login   admin / {password}  (saved in {password_file})")
+        _say(f"  admin login   {username} / {password}  (saved in {password_file})")
     elif password_file.exists():
-        _say(f"  admin login   admin / (password in {password_file})")
+        _say(f"  admin login   {username} / (password in {password_file})")
     _say("Ctrl-C stops everything")
