@@ -3,9 +3,13 @@ while idle is replaced before anyone uses it."""
 
 from __future__ import annotations
 
+import traceback
+
 import asyncpg
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inventiv_common.db import engine as engine_module
 from inventiv_common.db.engine import make_engine
@@ -56,3 +60,15 @@ async def test_only_a_connection_idle_for_a_while_is_pinged(
         assert len(pings) == 1
     finally:
         await engine.dispose()
+
+
+async def test_a_failed_statement_never_shows_its_values(engine: AsyncEngine) -> None:
+    """What an unexpected error logs (its text and traceback) names the statement, not
+    the values bound to it: those are key hashes, emails, tokens."""
+    secret = "ia_0123456789abcdef-never-in-a-log"
+    with pytest.raises(DBAPIError) as caught:
+        async with engine.connect() as conn:
+            await conn.execute(text("SELECT 1 / 0 WHERE :value <> ''"), {"value": secret})
+    logged = "".join(traceback.format_exception(caught.value))
+    assert "division by zero" in logged
+    assert secret not in logged

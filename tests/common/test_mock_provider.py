@@ -101,3 +101,20 @@ async def test_creates_made_together_are_recorded_together(engine: AsyncEngine) 
     # Asked again later (a retried create), each finds what it made.
     again = await provider.create(_spec(names[5]))
     assert again.provider_id == made[5].provider_id
+
+
+async def test_a_terminated_server_leaves_no_worker_token_behind(
+    engine: AsyncEngine, tmp_path: Path
+) -> None:
+    from inventiv_common.providers.mock_runtime import WORKER_TOKEN_FILE
+    from inventiv_worker.link import TOKEN_FILE
+
+    assert WORKER_TOKEN_FILE == TOKEN_FILE  # the name the agent writes
+    provider = MockProvider(make_session_factory(engine), ProcessRuntime(tmp_path))
+    server = await provider.create(_spec(str(uuid.uuid4())))
+    state_dir = Path(server.details["state_dir"])
+    # What the agent writes once it has registered.
+    (state_dir / WORKER_TOKEN_FILE).write_text("wt_secret")
+    await provider.terminate(server.provider_id)
+    assert not (state_dir / WORKER_TOKEN_FILE).exists()
+    assert (state_dir / "agent.log").exists()  # what it said stays for a look

@@ -32,6 +32,9 @@ def make_engine(
         max_overflow=0,
         # The name shows in pg_stat_activity, which is where an operator looks first.
         connect_args={"server_settings": {"application_name": app_name}},
+        # An error's text names the statement, never its values: a failed statement
+        # logged with its parameters would write key hashes and secrets to the logs.
+        hide_parameters=True,
     )
     _ping_idle_connections(engine)
     return engine

@@ -146,6 +146,9 @@ class DockerRuntime:
         for container in strays:
             self._remove(container.id)
 
+    def discard(self, details: dict[str, Any]) -> None:
+        return None  # the container's files, its token among them, went with it
+
     def _remove(self, container_id: str) -> None:
         try:
             container = self.client.containers.get(container_id)

@@ -232,6 +232,7 @@ class MockProvider:
                 return  # already gone: success
             details: dict[str, Any] = dict(row.details)
         await asyncio.to_thread(self.runtime.stop, details)
+        await asyncio.to_thread(self.runtime.discard, details)
         async with self._session() as session:
             await session.execute(
                 update(MockServer)

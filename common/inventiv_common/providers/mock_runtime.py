@@ -27,6 +27,9 @@ from inventiv_common.providers.docker_runtime import DockerRuntime
 from inventiv_common.providers.mock_timing import INSTANT, MockTimings
 
 STOP_GRACE_S = 20.0
+# Where the agent keeps its token in its state directory (inventiv_worker.link.TOKEN_FILE;
+# the control plane imports nothing of the worker, a test holds the two names together).
+WORKER_TOKEN_FILE = "worker_token"  # noqa: S105 - a file name
 
 
 class Runtime(Protocol):
@@ -42,6 +45,10 @@ class Runtime(Protocol):
     def stop(self, details: dict[str, Any]) -> None: ...
 
     def stop_strays(self, server_id: str) -> None: ...
+
+    def discard(self, details: dict[str, Any]) -> None:
+        """The server is gone for good: remove the secrets it kept (its logs stay)."""
+        ...
 
 
 class ProcessRuntime:
@@ -151,6 +158,14 @@ class ProcessRuntime:
                 if process.environ().get("WORKER_ID") == server_id:
                     self.stop({"agent_pid": process.pid, "server_id": server_id})
 
+    def discard(self, details: dict[str, Any]) -> None:
+        # The agent's worker token, written 0600 in its state directory: a terminated
+        # server's token is revoked, but a secret has no business outliving its use.
+        state_dir = details.get("state_dir")
+        if isinstance(state_dir, str):
+            with contextlib.suppress(FileNotFoundError):
+                (Path(state_dir) / WORKER_TOKEN_FILE).unlink()
+
 
 def _group_alive(group: int) -> bool:
     for process in psutil.process_iter(["pid"]):
@@ -179,6 +194,9 @@ class SimulatedRuntime:
         return None
 
     def stop_strays(self, server_id: str) -> None:
+        return None
+
+    def discard(self, details: dict[str, Any]) -> None:
         return None
 
 
