@@ -108,3 +108,16 @@ def test_a_key_follows_its_creators_membership(world: World) -> None:
     assert client.put("/provider_settings/mock", json={"values": {}}).status_code == 403
     assert world["owner"].delete(f"/organizations/current/members/{holder_id}").status_code == 204
     assert client.get("/auth/me").status_code == 401
+
+
+def test_a_platform_admins_key_does_not_administer_the_platform(world: World) -> None:
+    owner = world["owner"]  # also the platform admin
+    created = owner.post("/api_keys", json={"name": "platform-admin-key"})
+    assert created.status_code == 201, created.text
+    with world.api.client({"Authorization": f"Bearer {created.json()['key']}"}) as keyed:
+        assert keyed.get("/instances").status_code == 200  # the organization's work: yes
+        for path in ("/users", "/admin/status", "/audit_logs/platform"):
+            refused = keyed.get(path)
+            assert refused.status_code == 403, path
+            assert "not an API key" in refused.json()["error"]["message"]
+    assert owner.get("/users").status_code == 200  # the session may

@@ -223,6 +223,9 @@ def require(permission: Permission) -> PrincipalDependency:
                 raise ApiError(
                     403, "organization_required", "select an organization workspace first"
                 )
+            if permission in PLATFORM_ADMIN_PERMISSIONS and principal.api_key_id is not None:
+                # A leaked key must not administer the platform: that takes a session.
+                raise forbidden("platform administration needs a signed-in session, not an API key")
             raise forbidden(f"your role does not allow {permission.value}")
         request.state.principal = principal
         return principal
