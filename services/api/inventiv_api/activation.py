@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import Request
-from pydantic import BaseModel, ConfigDict, computed_field
+from pydantic import BaseModel, ConfigDict, StrictBool, computed_field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.audit import service as audit
@@ -18,7 +18,8 @@ from inventiv_api.security.principal import Principal
 class Activation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    active: bool
+    # Strict: `0`, `"no"` or `"false"` are not answers to a switch.
+    active: StrictBool
 
 
 class Activated(BaseModel):

@@ -28,7 +28,7 @@ from inventiv_api.identity.bootstrap import bootstrap_admin
 from inventiv_api.instances.feed import InstanceFeed
 from inventiv_api.instances.feed import router as instance_feed_router
 from inventiv_api.instances.router import router as instances_router
-from inventiv_api.middleware import BodySizeLimit
+from inventiv_api.middleware import BodySizeLimit, StorableText
 from inventiv_api.models.router import router as models_router
 from inventiv_api.organizations.router import router as organizations_router
 from inventiv_api.provider_settings.router import router as provider_settings_router
@@ -135,6 +135,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.state.loops = loops
     app.state.instance_feed = instance_feed
     app.state.keyring = keyring
+    # Inside the size limit, which bounds the body it reads.
+    app.add_middleware(StorableText)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Outermost: /v1/* never enters the FastAPI stack (it limits its own bodies).
     app.add_middleware(Gateway, settings=settings)

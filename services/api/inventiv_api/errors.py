@@ -1,11 +1,15 @@
 """One JSON error shape for the REST API: {"error": {"code", "message", "details"?}}.
 
 The OpenAI-compatible routes use OpenAI's own envelope instead (see the gateway).
+An error never echoes what it refuses at length: what it quotes of the request (a
+field's name, a value) is cut to a few dozen characters, and a 422 lists its first
+errors only.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,6 +18,12 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+
+EXCERPT_CHARS = 64
+MESSAGE_CHARS = 200
+MAX_DETAILS = 20
+# Quoted back as U+FFFD: NUL, and unpaired surrogates (which UTF-8 cannot encode).
+_UNQUOTABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 class ApiError(Exception):
@@ -49,6 +59,34 @@ def conflict(code: str, message: str) -> ApiError:
     return ApiError(409, code, message)
 
 
+def excerpt(value: object, limit: int = EXCERPT_CHARS) -> str:
+    """Part of a caller's input, short enough to quote in an error."""
+    text = _UNQUOTABLE.sub("\ufffd", str(value))
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def excerpts(values: list[str], most: int = 5) -> str:
+    """A few of the caller's values, each cut short, for a message."""
+    shown = ", ".join(excerpt(v) for v in values[:most])
+    return shown + (f" (and {len(values) - most} more)" if len(values) > most else "")
+
+
+def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
+    """pydantic's errors without the input they refused, their locations (which name
+    the caller's own keys) and messages cut short, the first MAX_DETAILS of them."""
+    details: list[dict[str, Any]] = [
+        {
+            "loc": [part if isinstance(part, int) else excerpt(part) for part in e.get("loc", ())],
+            "msg": excerpt(e.get("msg", ""), MESSAGE_CHARS),
+            "type": excerpt(e.get("type", "")),
+        }
+        for e in errors[:MAX_DETAILS]
+    ]
+    if len(errors) > MAX_DETAILS:
+        details.append({"loc": [], "msg": f"{len(errors) - MAX_DETAILS} more", "type": "more"})
+    return details
+
+
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
     error: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
@@ -79,10 +117,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
-            for e in exc.errors()
-        ]
+        errors = list(exc.errors())
+        details = validation_details(errors)
+        if any(e.get("type") == "json_invalid" for e in errors):
+            # Not a field that breaks a rule: the body cannot be read at all.
+            return JSONResponse(
+                error_body("invalid_json", "the request body is not valid JSON", details), 400
+            )
         return JSONResponse(
             error_body("validation_error", "the request is not valid", details), 422
         )

@@ -4,7 +4,6 @@ instances, for whoever may read its action log."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -16,6 +15,7 @@ from inventiv_api.deps import SessionDep
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
 from inventiv_api.security.workspace import current_org_id
+from inventiv_api.types import Moment, Offset
 from inventiv_common.db.models import ActionLog, ActionType
 
 router = APIRouter(tags=["action logs"])
@@ -31,8 +31,8 @@ async def list_action_logs(
     instance_id: uuid.UUID | None = None,
     action_type: TypeFilter = None,
     status: StatusFilter = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[ActionLog]:
     return await service.latest(
@@ -50,10 +50,10 @@ async def search_action_logs(
     instance_id: uuid.UUID | None = None,
     action_type: TypeFilter = None,
     status: StatusFilter = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: Moment | None = None,
+    until: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ActionLogPage:
     found = await service.search(
         session=session,

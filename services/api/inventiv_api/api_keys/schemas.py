@@ -2,17 +2,22 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from inventiv_api.types import Moment, Name
 
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    expires_at: datetime | None = None
+    name: Name = Field(min_length=1, max_length=200)
+    expires_at: Moment | None = None
     # Model ids (as clients send them) this key may use; null means all of the workspace's.
-    allowed_models: list[str] | None = Field(default=None, max_length=100)
+    allowed_models: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(
+        default=None, max_length=100
+    )
     requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
     tokens_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000)
 

@@ -9,7 +9,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.api_keys.schemas import ApiKeyCreate
-from inventiv_api.errors import ApiError, not_found
+from inventiv_api.errors import ApiError, excerpts, not_found
 from inventiv_api.security.permissions import Permission
 from inventiv_api.security.principal import Principal
 from inventiv_api.security.secrets import API_KEY_PREFIX, display_prefix, new_token, token_hash
@@ -35,7 +35,7 @@ async def create(
     if body.allowed_models is not None:
         unknown = set(body.allowed_models) - await visible_model_ids(session=session, org_id=org_id)
         if unknown:
-            raise ApiError(422, "unknown_models", "unknown models: " + ", ".join(sorted(unknown)))
+            raise ApiError(422, "unknown_models", "unknown models: " + excerpts(sorted(unknown)))
     secret = new_token(API_KEY_PREFIX)
     key = ApiKey(
         organization_id=org_id,

@@ -5,7 +5,6 @@ for platform administrators."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
@@ -17,6 +16,7 @@ from inventiv_api.errors import ApiError
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
 from inventiv_api.security.workspace import current_org_id
+from inventiv_api.types import Moment, Offset
 
 router = APIRouter(prefix="/audit_logs", tags=["audit"])
 Auditor = Annotated[Principal, Depends(require(P.audit_read))]
@@ -31,10 +31,10 @@ class Filters:
         action: Annotated[str | None, Query(max_length=64)] = None,
         actor_user_id: uuid.UUID | None = None,
         resource_type: Annotated[str | None, Query(max_length=64)] = None,
-        since: datetime | None = None,
-        until: datetime | None = None,
+        since: Moment | None = None,
+        until: Moment | None = None,
         limit: Annotated[int, Query(ge=1, le=500)] = 100,
-        offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+        offset: Offset = 0,
     ) -> None:
         if since and until and since >= until:
             raise ApiError(400, "bad_range", "since must be before until")

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from inventiv_api.types import Email
+from inventiv_api.types import Email, Name
 
 PASSWORD_MIN_LENGTH = 12
 
@@ -43,8 +43,8 @@ class MeOut(BaseModel):
 class MeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: Name | None = Field(default=None, max_length=100)
+    last_name: Name | None = Field(default=None, max_length=100)
     email: Email | None = None
 
 

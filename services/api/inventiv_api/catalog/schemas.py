@@ -5,7 +5,9 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from inventiv_api.types import Name
 
 
 class ProviderOut(BaseModel):
@@ -60,8 +62,8 @@ class CatalogUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: uuid.UUID
-    is_active: bool | None = None
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    is_active: StrictBool | None = None
+    name: Name | None = Field(default=None, min_length=1, max_length=200)
 
 
 class InstanceTypeUpdate(CatalogUpdate):

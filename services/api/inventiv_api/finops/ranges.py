@@ -12,7 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from inventiv_api.errors import ApiError
+from inventiv_api.errors import ApiError, excerpt
+from inventiv_api.types import bounded_moment
 
 MINUTE, HOUR, DAY = timedelta(minutes=1), timedelta(hours=1), timedelta(days=1)
 
@@ -37,20 +38,27 @@ def bad_range(message: str) -> ApiError:
 
 
 def parse_moment(value: str | None, name: str) -> datetime | None:
-    """An ISO 8601 moment (UTC when it names no zone), or None when absent."""
+    """An ISO 8601 moment between 1970 and 9000, in UTC (taken as UTC when it names no
+    zone), or None when absent."""
     if value is None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise bad_range(f"`{name}` is not an ISO 8601 date and time: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        # Not the parser's message: it quotes the whole value.
+        raise bad_range(f"`{name}` is not an ISO 8601 date and time: {excerpt(value)!r}") from None
+    try:
+        return bounded_moment(moment)
+    except ValueError as exc:
+        raise bad_range(f"`{name}`: {exc}") from None
 
 
 def window(name: str) -> Window:
     found = WINDOWS.get(name)
     if found is None:
-        raise ApiError(400, "bad_window", f"unknown window {name!r}; one of {', '.join(WINDOWS)}")
+        raise ApiError(
+            400, "bad_window", f"unknown window {excerpt(name)!r}; one of {', '.join(WINDOWS)}"
+        )
     return found
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, Field, PlainSerializer, model_validator
+from pydantic import BaseModel, Field, PlainSerializer, StrictBool, model_validator
 
 # Money out: a plain decimal string, never exponent notation ("0.0000002", not "2E-7").
 Money = Annotated[
@@ -143,8 +143,8 @@ class TokenCost(BaseModel):
 class BudgetIn(BaseModel):
     monthly_budget_eur: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
     alert_thresholds: list[int] = Field(default=[50, 80, 100], max_length=10)
-    hard_cap: bool = False
-    stop_at_cap: bool = False
+    hard_cap: StrictBool = False
+    stop_at_cap: StrictBool = False
 
     @model_validator(mode="after")
     def _consistent(self) -> BudgetIn:

@@ -23,6 +23,7 @@ from inventiv_api.instances.schemas import (
 from inventiv_api.requests import correlation_id
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.types import Offset
 from inventiv_common.bus import commit_and_publish
 
 router = APIRouter(tags=["instances"])
@@ -38,7 +39,7 @@ async def list_instances(
     session: SessionDep,
     archived: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> InstancePage:
     rows, total = await service.list_instances(
         session=session, principal=principal, archived=archived, limit=limit, offset=offset

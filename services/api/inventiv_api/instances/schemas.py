@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 
 from inventiv_api.activation import Activated
 
@@ -85,4 +85,4 @@ class InstanceMetricsOut(BaseModel):
 class VolumeRetention(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    delete_on_terminate: bool
+    delete_on_terminate: StrictBool

@@ -5,9 +5,10 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from inventiv_api.activation import Activated
+from inventiv_api.types import Name
 
 
 class ModelOut(Activated):
@@ -28,7 +29,7 @@ class ModelOut(Activated):
 class ModelCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     model_id: str = Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9._\-/:]+$")
     kind: str = Field(default="chat", pattern="^(chat|embedding)$")
     required_vram_gb: int = Field(default=0, ge=0, le=10_000)
@@ -44,7 +45,7 @@ class ModelCreate(BaseModel):
 class ModelUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: Name | None = Field(default=None, min_length=1, max_length=200)
     required_vram_gb: int | None = Field(default=None, ge=0, le=10_000)
     context_length: int | None = Field(default=None, ge=1, le=10_000_000)
     price_per_1k_input_tokens_eur: Decimal | None = Field(
@@ -53,4 +54,4 @@ class ModelUpdate(BaseModel):
     price_per_1k_output_tokens_eur: Decimal | None = Field(
         default=None, ge=0, max_digits=14, decimal_places=6
     )
-    is_active: bool | None = None
+    is_active: StrictBool | None = None

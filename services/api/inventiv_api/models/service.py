@@ -1,12 +1,18 @@
 """Models visible to the caller's workspace (public ones and its own), their activation,
 and the workspace's own models: adding, changing and removing them. Public models are
-shared by every organization, so no organization may change them. Nothing commits."""
+shared by every organization, so no organization may change them. Nothing commits.
+
+A model's `model_id` is the name clients ask the gateway for, and the gateway routes an
+organization's requests by that name alone: a private model may therefore not take the
+id of a public one (nor of another of its organization's). Public models come from the
+catalog seed; no route adds them. A model's id never changes once created."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventiv_api.errors import ApiError, conflict, forbidden, not_found
@@ -55,17 +61,37 @@ async def set_model_activation(
 
 
 async def create_model(*, session: AsyncSession, principal: Principal, body: ModelCreate) -> Model:
-    """Add a model to the workspace; 409 when its model_id is already there."""
+    """Add a model to the workspace; 409 when its model_id is a public model's or is
+    already in the workspace."""
     org_id = current_org_id(principal)
-    taken = await session.scalar(
-        select(Model.id).where(Model.model_id == body.model_id, Model.organization_id == org_id)
+    owners = set(
+        await session.scalars(
+            select(Model.organization_id).where(
+                Model.model_id == body.model_id,
+                or_(Model.organization_id.is_(None), Model.organization_id == org_id),
+            )
+        )
     )
-    if taken is not None:
-        raise conflict("model_exists", f"{body.model_id} already exists in this organization")
+    if None in owners:
+        raise conflict(
+            "public_model_exists",
+            f"{body.model_id} is a public model's id; a private model needs an id of its own",
+        )
+    if owners:
+        raise _already_there(body.model_id)
     model = Model(organization_id=org_id, **body.model_dump())
-    session.add(model)
-    await session.flush()
+    try:
+        # Two creations at once: the unique index answers for the slower one.
+        async with session.begin_nested():
+            session.add(model)
+            await session.flush()
+    except IntegrityError:
+        raise _already_there(body.model_id) from None
     return model
+
+
+def _already_there(model_id: str) -> ApiError:
+    return conflict("model_exists", f"{model_id} already exists in this organization")
 
 
 async def own_model(*, session: AsyncSession, principal: Principal, model_id: uuid.UUID) -> Model:

@@ -6,7 +6,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from inventiv_api.security.permissions import Role
-from inventiv_api.types import Email
+from inventiv_api.types import Email, Name
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 
@@ -24,7 +24,7 @@ class OrganizationOut(BaseModel):
 class OrganizationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
+    name: Name = Field(min_length=1, max_length=200)
     slug: str | None = Field(default=None, pattern=SLUG_PATTERN)
 
 

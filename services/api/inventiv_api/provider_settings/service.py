@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventiv_api.errors import ApiError, not_found
+from inventiv_api.errors import ApiError, excerpts, not_found
 from inventiv_api.provider_settings.schemas import ProviderConfigStatus, ProviderSettingsOut
 from inventiv_common import provider_credentials as creds
 from inventiv_common.bus import Envelope, publish_after_commit
@@ -72,7 +72,7 @@ async def update(
         raise ApiError(
             422,
             "unknown_fields",
-            f"{provider.code} credentials have no field(s): {', '.join(unknown)}; "
+            f"{provider.code} credentials have no field(s): {excerpts(unknown)}; "
             f"known: {', '.join(sorted(allowed))}",
         )
     for key, value in values.items():

@@ -13,6 +13,7 @@ from inventiv_api.deps import SessionDep
 from inventiv_api.errors import conflict
 from inventiv_api.security.permissions import Permission as P
 from inventiv_api.security.principal import Principal, require
+from inventiv_api.types import Offset
 from inventiv_api.users import service
 from inventiv_api.users.schemas import UserCreate, UserOut, UserUpdate
 from inventiv_common.db.models import User
@@ -26,7 +27,7 @@ async def list_users(
     _: Admin,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[User]:
     rows = await session.scalars(select(User).order_by(User.username).limit(limit).offset(offset))
     return list(rows)

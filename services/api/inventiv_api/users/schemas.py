@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from inventiv_api.auth.schemas import PASSWORD_MIN_LENGTH
-from inventiv_api.types import Email
+from inventiv_api.types import Email, Name
 
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{1,63}$"
 
@@ -32,8 +32,8 @@ class UserCreate(BaseModel):
     username: str = Field(pattern=USERNAME_PATTERN)
     email: Email
     password: str = Field(min_length=PASSWORD_MIN_LENGTH, max_length=1024)
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: Name | None = Field(default=None, max_length=100)
+    last_name: Name | None = Field(default=None, max_length=100)
     role: Literal["admin", "user"] = "user"
 
 
@@ -41,8 +41,8 @@ class UserUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email | None = None
-    first_name: str | None = Field(default=None, max_length=100)
-    last_name: str | None = Field(default=None, max_length=100)
+    first_name: Name | None = Field(default=None, max_length=100)
+    last_name: Name | None = Field(default=None, max_length=100)
     role: Literal["admin", "user"] | None = None
-    is_active: bool | None = None
+    is_active: StrictBool | None = None
     password: str | None = Field(default=None, min_length=PASSWORD_MIN_LENGTH, max_length=1024)
