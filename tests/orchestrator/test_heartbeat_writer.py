@@ -37,3 +37,37 @@ async def test_beats_survive_a_pass_without_postgresql(engine: AsyncEngine) -> N
         phase = await conn.scalar(select(Instance.worker_phase).where(Instance.id == instance_id))
     assert phase == "engine_starting"
     await dead.dispose()
+
+
+async def test_numbers_no_column_holds_never_block_the_batch(engine: AsyncEngine) -> None:
+    """A worker's beat with numbers past 64 bits, NaN, strings and repeated GPUs is
+    written with what fits, and the beats around it are written too."""
+    hostile, healthy = await installing_instance(engine), await installing_instance(engine)
+    buffer = HeartbeatBuffer()
+    buffer.add(
+        hostile[0],
+        {
+            "phase": "ready",
+            "engine": {"healthy": True, "requests_waiting": 10**30},
+            "system": {"cpu_pct": float("nan"), "memory_used_bytes": 2**70, "load_1m": 10**400},
+            "gpus": [
+                {"gpu_index": 0, "utilization_pct": float("inf"), "power_w": "lots"},
+                {"gpu_index": 0, "utilization_pct": 50},  # the same GPU twice
+                {"gpu_index": 2**40, "utilization_pct": 10},
+                {"gpu_index": True, "utilization_pct": 10},
+            ],
+        },
+    )
+    buffer.add(healthy[0], {"phase": "ready", "engine": {"healthy": True, "requests_waiting": 3}})
+    assert await buffer.write(make_session_factory(engine)) > 0
+    async with engine.connect() as conn:
+        rows = dict(
+            (
+                await conn.execute(
+                    select(Instance.id, Instance.worker_queue_depth).where(
+                        Instance.id.in_([hostile[0], healthy[0]])
+                    )
+                )
+            ).all()
+        )
+    assert rows == {hostile[0]: 0, healthy[0]: 3}

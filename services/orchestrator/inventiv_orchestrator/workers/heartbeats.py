@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -80,17 +81,13 @@ class HeartbeatBuffer:
         reported = beat.get("engine")
         engine: dict[str, Any] = reported if isinstance(reported, dict) else {}
         gpus = [g for g in beat.get("gpus") or [] if isinstance(g, dict)]
-        utilization = [
-            float(g["utilization_pct"])
-            for g in gpus
-            if isinstance(g.get("utilization_pct"), int | float)
-        ]
+        utilization = [u for g in gpus if (u := _real(g.get("utilization_pct"))) is not None]
         self.latest[instance_id] = {
             "b_id": instance_id,
             "worker_last_heartbeat": now,
             "worker_phase": phase,
             "worker_status": "healthy" if engine.get("healthy") else "registered",
-            "worker_queue_depth": int(engine.get("requests_waiting") or 0),
+            "worker_queue_depth": _count(engine.get("requests_waiting"), INT32_MAX) or 0,
             "worker_gpu_utilization": sum(utilization) / len(utilization) if utilization else None,
             "worker_agent_version": str(beat.get("agent_version"))[:64]
             if beat.get("agent_version")
@@ -104,18 +101,21 @@ class HeartbeatBuffer:
                 {
                     "instance_id": instance_id,
                     "time": now,
-                    **{k: _num(system.get(k)) for k in SYSTEM_FIELDS},
+                    **{k: _system_value(k, system.get(k)) for k in SYSTEM_FIELDS},
                 }
             )
+        indexes: set[int] = set()
         for gpu in gpus:
-            index = gpu.get("gpu_index")
-            if isinstance(index, int):
+            index = _count(gpu.get("gpu_index"), MAX_GPU_INDEX)
+            # One row per GPU and beat: a repeated index would break the whole batch.
+            if index is not None and index not in indexes:
+                indexes.add(index)
                 self.gpu_rows.append(
                     {
                         "instance_id": instance_id,
                         "gpu_index": index,
                         "time": now,
-                        **{k: _num(gpu.get(k)) for k in GPU_FIELDS},
+                        **{k: _real(gpu.get(k)) for k in GPU_FIELDS},
                     }
                 )
 
@@ -219,5 +219,30 @@ def _update_by_id(row: dict[str, Any]) -> Update:
     )
 
 
-def _num(value: Any) -> float | int | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
+# A worker's numbers go into typed columns: one that does not fit would fail the
+# whole batch, and every batch after it. What does not fit is dropped (None).
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+MAX_GPU_INDEX = 255
+MAX_REAL = 1e300
+
+
+def _count(value: Any, upper: int) -> int | None:
+    """A whole number in 0..upper, or None."""
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= upper:
+        return value
+    return None
+
+
+def _real(value: Any) -> float | None:
+    """A finite number a float column holds, or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if isinstance(value, int) and abs(value) > MAX_REAL:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _system_value(field: str, value: Any) -> float | int | None:
+    return _count(value, INT64_MAX) if field.endswith("_bytes") else _real(value)
