@@ -89,7 +89,9 @@ JOIN regions r ON r.provider_id = p.id
 JOIN zones z ON z.region_id = r.id AND z.code = v.zone_code
 ON CONFLICT (instance_type_id, zone_id) DO NOTHING;
 
--- Public models (no organization). Token prices are EUR per 1,000 tokens.
+-- Public models (no organization). Token prices are EUR per 1,000 tokens. The context
+-- length (tokens) is what the gateway bounds max_tokens and the prompt by: keep it the
+-- engine's max model length (the mock engine's --max-model-len is 8192).
 INSERT INTO models
     (name, model_id, kind, required_vram_gb, context_length,
      price_per_1k_input_tokens_eur, price_per_1k_output_tokens_eur)

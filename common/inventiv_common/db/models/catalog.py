@@ -19,12 +19,15 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, UUID
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from inventiv_common.db.models.base import Base, created_at_col, updated_at_col, uuid_pk
 
 # Money is stored exactly: hourly prices to the micro-euro.
 PRICE = Numeric(14, 6)
+# The context length, in tokens, of a model created without one (migration 0007 gave it
+# to the models that had none).
+DEFAULT_CONTEXT_LENGTH = 8192
 
 
 class Provider(Base):
@@ -133,7 +136,10 @@ class Model(Base):
     model_id: Mapped[str] = mapped_column(String(300))
     kind: Mapped[str] = mapped_column(String(32), server_default=text("'chat'"))
     required_vram_gb: Mapped[int] = mapped_column(Integer, server_default=text("0"))
-    context_length: Mapped[int | None] = mapped_column(Integer)
+    # In tokens. The gateway refuses a request for more (max_tokens, the prompt's size).
+    context_length: Mapped[int] = mapped_column(
+        Integer, server_default=text(str(DEFAULT_CONTEXT_LENGTH))
+    )
     price_per_1k_input_tokens_eur: Mapped[Decimal] = mapped_column(PRICE, server_default=text("0"))
     price_per_1k_output_tokens_eur: Mapped[Decimal] = mapped_column(PRICE, server_default=text("0"))
     is_active: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
@@ -142,3 +148,8 @@ class Model(Base):
     engine_args: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[created_at_col]
     updated_at: Mapped[updated_at_col]
+
+    @validates("context_length")
+    def _context_length_or_default(self, _key: str, value: int | None) -> int:
+        # A model created (or updated) without a context length still has one.
+        return DEFAULT_CONTEXT_LENGTH if value is None else value
