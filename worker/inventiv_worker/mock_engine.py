@@ -4,8 +4,10 @@ benchmarks.
 Plain ASGI (no framework) so that it is never the bottleneck of a gateway benchmark.
 Token counts are deterministic: the prompt counts one token per whitespace-separated
 word (at least one), and a completion produces `max_tokens` tokens (16 by default),
-one word per token. Embeddings are unit vectors derived from a hash of the input.
-Serves vLLM's metric names on /metrics.
+one word per token. Like vLLM, it refuses a request whose prompt and `max_tokens` do not
+fit its max model length, and it makes a completion's words as they are sent, so what
+a request asks for never sits in memory at once. Embeddings are unit vectors derived
+from a hash of the input. Serves vLLM's metric names on /metrics.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import random
 import struct
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -57,6 +59,10 @@ VOCABULARY = [
     "gateway",
 ]
 DEFAULT_MAX_TOKENS = 16
+# A stream without a token delay lets other tasks run after this many tokens.
+YIELD_EVERY_TOKENS = 64
+# The seed catalog's context length of inventiv/mock-echo.
+DEFAULT_MAX_MODEL_LEN = 8192
 MAX_BODY = 4 * 1024 * 1024
 
 
@@ -70,6 +76,8 @@ class EngineOptions:
     error_rate: float = 0.0
     embedding_dim: int = 384
     seed: int = 0
+    # Prompt and completion tokens of one request, at most (vLLM's --max-model-len).
+    max_model_len: int = DEFAULT_MAX_MODEL_LEN
 
 
 @dataclass
@@ -81,27 +89,52 @@ class Counters:
     success: int = 0
     errors: int = 0
     by_status: dict[int, int] = field(default_factory=dict)
+    # 200 answers whose last byte went out (/metrics: mock:responses_completed_total),
+    # which tests compare with what a gateway metered.
+    completed: int = 0
 
 
 def count_tokens(text: str) -> int:
     return max(1, len(text.split()))
 
 
+def _utf8(text: str) -> bytes:
+    # A JSON body may carry a lone surrogate ("\ud800"): hashed as is, not refused.
+    return text.encode("utf-8", "surrogatepass")
+
+
+def iter_completion_words(prompt: str, n: int) -> Iterator[str]:
+    """The `n` words of the completion of `prompt`, made one at a time."""
+    start = int.from_bytes(hashlib.blake2b(_utf8(prompt), digest_size=4).digest(), "big")
+    return (VOCABULARY[(start + i) % len(VOCABULARY)] for i in range(n))
+
+
 def completion_words(prompt: str, n: int) -> list[str]:
-    start = int.from_bytes(hashlib.blake2b(prompt.encode(), digest_size=4).digest(), "big")
-    return [VOCABULARY[(start + i) % len(VOCABULARY)] for i in range(n)]
+    return list(iter_completion_words(prompt, n))
 
 
-@lru_cache(maxsize=4096)
+# Texts up to this long are cached: the cache never holds a client's megabytes.
+CACHED_TEXT_CHARS = 1024
+
+
 def embedding(text: str, dim: int) -> tuple[float, ...]:
+    if len(text) <= CACHED_TEXT_CHARS:
+        return _cached_embedding(text, dim)
+    return _embedding(text, dim)
+
+
+def _embedding(text: str, dim: int) -> tuple[float, ...]:
     raw = b""
     counter = 0
     while len(raw) < dim * 4:
-        raw += hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        raw += hashlib.sha256(_utf8(f"{counter}:{text}")).digest()
         counter += 1
     values = [v / 2**31 - 1.0 for v in struct.unpack(f">{dim}I", raw[: dim * 4])]
     norm = math.sqrt(sum(v * v for v in values)) or 1.0
     return tuple(round(v / norm, 6) for v in values)
+
+
+_cached_embedding = lru_cache(maxsize=4096)(_embedding)
 
 
 def _chat_prompt(messages: Any) -> str:
@@ -113,7 +146,7 @@ def _chat_prompt(messages: Any) -> str:
             raise ValueError("each message must be an object")
         content = message.get("content")
         if isinstance(content, list):  # content parts
-            content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+            content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
         parts.append(str(content or ""))
     return " ".join(parts)
 
@@ -182,14 +215,19 @@ class MockEngine:
             body = json.loads(await _read_body(receive))
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except RecursionError:
+            await self._json(send, 400, _err("invalid_request_error", "bad body: nested too deep"))
+            return
+        except ValueError as exc:  # UnicodeDecodeError included
             await self._json(send, 400, _err("invalid_request_error", f"bad body: {exc}"))
             return
         if body.get("model") != self.options.model:
             await self._json(
                 send,
                 404,
-                _err("model_not_found", f"model {body.get('model')!r} is not served here"),
+                _err(
+                    "model_not_found", f"model {str(body.get('model'))[:100]!r} is not served here"
+                ),
             )
             return
         if self.options.error_rate and self.random.random() < self.options.error_rate:
@@ -197,7 +235,7 @@ class MockEngine:
             await self._json(send, 500, _err("internal_error", "injected failure", "server_error"))
             return
         try:
-            await handler(body, send, receive)
+            await handler(body, self._counting(send), receive)
         except ValueError as exc:
             await self._json(send, 400, _err("invalid_request_error", str(exc)))
 
@@ -217,6 +255,21 @@ class MockEngine:
             if name == b"authorization":
                 return bool(value == f"Bearer {self.options.api_key}".encode())
         return False
+
+    def _counting(self, send: Send) -> Send:
+        """`send`, counting a 200 answer as completed once its last byte is sent (a
+        stream the client left before its end is not)."""
+        status = 0
+
+        async def counted(message: dict[str, Any]) -> None:
+            nonlocal status
+            await send(message)
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif status == 200 and not message.get("more_body"):
+                self.counters.completed += 1
+
+        return counted
 
     # -- endpoints --------------------------------------------------------------
     def _models(self) -> dict[str, Any]:
@@ -247,11 +300,25 @@ class MockEngine:
     async def _generate(
         self, body: dict[str, Any], prompt: str, send: Send, receive: Receive, *, chat: bool
     ) -> None:
-        max_tokens = body.get("max_tokens", body.get("max_completion_tokens", DEFAULT_MAX_TOKENS))
-        if not isinstance(max_tokens, int) or max_tokens < 1:
+        max_tokens = body.get("max_tokens")
+        if max_tokens is None:
+            max_tokens = body.get("max_completion_tokens")
+        if max_tokens is None:
+            max_tokens = DEFAULT_MAX_TOKENS
+        if type(max_tokens) is float and max_tokens.is_integer():
+            max_tokens = int(max_tokens)  # JSON's integer, as vLLM takes it
+        if type(max_tokens) is not int or max_tokens < 1:
             raise ValueError("max_tokens must be a positive integer")
         prompt_tokens = count_tokens(prompt)
-        words = completion_words(prompt, max_tokens)
+        limit = self.options.max_model_len
+        if prompt_tokens + max_tokens > limit:
+            # vLLM's refusal, in its words.
+            raise ValueError(
+                f"This model's maximum context length is {limit} tokens. However, you "
+                f"requested {prompt_tokens + max_tokens} tokens ({prompt_tokens} in the "
+                f"messages, {max_tokens} in the completion)."
+            )
+        words = iter_completion_words(prompt, max_tokens)
         request_id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
         self.counters.running += 1
         self.counters.prompt_tokens += prompt_tokens
@@ -261,11 +328,13 @@ class MockEngine:
                 await asyncio.sleep(self.options.ttft_ms / 1000)
             if body.get("stream"):
                 # Counts its tokens as they go out: a stream can end at any token.
-                await self._stream(body, request_id, words, prompt_tokens, send, receive, chat=chat)
+                await self._stream(
+                    body, request_id, words, max_tokens, prompt_tokens, send, receive, chat=chat
+                )
             else:
                 if self.options.token_delay_ms:
-                    await asyncio.sleep(self.options.token_delay_ms * len(words) / 1000)
-                produced = len(words)
+                    await asyncio.sleep(self.options.token_delay_ms * max_tokens / 1000)
+                produced = max_tokens
                 text = " ".join(words)
                 usage = _usage(prompt_tokens, produced)
                 choice: dict[str, Any] = (
@@ -298,14 +367,16 @@ class MockEngine:
         self,
         body: dict[str, Any],
         request_id: str,
-        words: list[str],
+        words: Iterator[str],
+        count: int,
         prompt_tokens: int,
         send: Send,
         receive: Receive,
         *,
         chat: bool,
     ) -> int:
-        options = body.get("stream_options") or {}
+        options = body.get("stream_options")
+        options = options if isinstance(options, dict) else {}
         include_usage = bool(options.get("include_usage"))
         # vLLM's running usage: every chunk says how many tokens so far.
         running_usage = include_usage and bool(options.get("continuous_usage_stats"))
@@ -336,11 +407,15 @@ class MockEngine:
             for index, word in enumerate(words):
                 if self.options.token_delay_ms and index:
                     await asyncio.sleep(self.options.token_delay_ms / 1000)
+                elif index % YIELD_EVERY_TOKENS == YIELD_EVERY_TOKENS - 1:
+                    # Without a delay, sending may never wait (it does not once the client
+                    # is gone): let the watcher see a disconnect.
+                    await asyncio.sleep(0)
                 # Checked after the wait, with no await until the token is written: a
                 # token is counted only if it went out before the client left.
                 if disconnected.is_set():
                     return produced
-                last = index == len(words) - 1
+                last = index == count - 1
                 text = word if index == 0 else " " + word
                 choice: dict[str, Any] = (
                     {
@@ -389,14 +464,17 @@ class MockEngine:
 
     async def _embeddings(self, body: dict[str, Any], send: Send, receive: Receive) -> None:
         inputs = body.get("input")
-        if isinstance(inputs, str):
+        if isinstance(inputs, str) or (isinstance(inputs, list) and _token_ids(inputs)):
             inputs = [inputs]
-        if (
-            not isinstance(inputs, list)
-            or not inputs
-            or not all(isinstance(i, str) for i in inputs)
-        ):
-            raise ValueError("input must be a string or a non-empty list of strings")
+        if not isinstance(inputs, list) or not inputs:
+            raise ValueError("input must be text or token ids, or a non-empty list of either")
+        # Token ids (as vLLM takes them) are read as one word per token.
+        inputs = [
+            " ".join(str(int(t)) for t in i) if isinstance(i, list) and _token_ids(i) else i
+            for i in inputs
+        ]
+        if not all(isinstance(i, str) for i in inputs):
+            raise ValueError("input must be text or token ids, or a non-empty list of either")
         tokens = sum(count_tokens(i) for i in inputs)
         self.counters.prompt_tokens += tokens
         data = [
@@ -435,6 +513,8 @@ class MockEngine:
             f"vllm:generation_tokens_total{label} {c.generation_tokens}\n"
             "# TYPE vllm:request_success_total counter\n"
             f"vllm:request_success_total{label} {c.success}\n"
+            "# TYPE mock:responses_completed_total counter\n"
+            f"mock:responses_completed_total{label} {c.completed}\n"
         )
 
     # -- plumbing ---------------------------------------------------------------
@@ -450,6 +530,13 @@ async def _respond(send: Send, status: int, body: bytes, content_type: bytes) ->
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _token_ids(value: list[Any]) -> bool:
+    # JSON's integers: 843.0 is one, as vLLM takes it.
+    return bool(value) and all(
+        type(t) is int or (type(t) is float and t.is_integer()) for t in value
+    )
 
 
 def _usage(prompt: int, completion: int) -> dict[str, int]:
@@ -522,9 +609,17 @@ def parse_args(argv: list[str] | None = None) -> tuple[EngineOptions, str, int]:
         "--embedding-dim", type=int, default=int(env("MOCK_ENGINE_EMBEDDING_DIM", "384"))
     )
     parser.add_argument("--seed", type=int, default=int(env("MOCK_ENGINE_SEED", "0")))
+    parser.add_argument(
+        "--max-model-len",
+        type=int,
+        default=DEFAULT_MAX_MODEL_LEN,
+        help="prompt and completion tokens of one request, at most",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.error_rate <= 1:
         parser.error("--error-rate must be between 0 and 1")
+    if args.max_model_len < 1:
+        parser.error("--max-model-len must be positive")
     options = EngineOptions(
         model=args.model,
         api_key=args.api_key,
@@ -534,6 +629,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EngineOptions, str, int]:
         error_rate=args.error_rate,
         embedding_dim=args.embedding_dim,
         seed=args.seed,
+        max_model_len=args.max_model_len,
     )
     return options, args.host, args.port
 
