@@ -2,17 +2,21 @@
 
 /v1/* is the hot path: a FastAPI route with its middleware and validation would cost
 more than the rest of the proxying, so requests are handled here directly. Bodies are
-passed through as received (re-encoded only when a stream must ask the engine for its
-usage), responses are relayed piece by piece, and errors use OpenAI's envelope.
+checked (validation.py), then passed through as received (re-encoded only when a stream
+must ask the engine for its usage), responses are relayed piece by piece, and every
+error, down to an unforeseen one, uses OpenAI's envelope.
 
 This module is the request's path through the gateway, end to end: who calls
-(callers.py), within which limits (limits.py), to which instance (routing.py), over
-which connection (upstream.py), and what it consumed (usage.py, metering.py).
+(callers.py), what it may ask (validation.py), within which limits (limits.py), to which
+instance (routing.py), over which connection (upstream.py), and what it consumed
+(usage.py, metering.py).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import time
 import uuid
 from dataclasses import dataclass
@@ -34,10 +38,14 @@ from inventiv_api.gateway.relay import read_body, relay_stream
 from inventiv_api.gateway.routing import RouteTable
 from inventiv_api.gateway.upstream import ConnectFailed, UpstreamError, UpstreamPool
 from inventiv_api.gateway.usage import Exchange, HiddenUsage, ask_stream_usage
+from inventiv_api.gateway.validation import check_fields, model_name, parse_body
 from inventiv_api.security.ratelimit import RateLimiter
 from inventiv_api.settings import ApiSettings
 
+log = logging.getLogger(__name__)
 ENDPOINTS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
+# The one method each path answers; another gets 405 with Allow.
+METHODS = {"/v1/models": "GET", **dict.fromkeys(ENDPOINTS, "POST")}
 
 
 @dataclass
@@ -63,39 +71,58 @@ class Gateway:
         if scope["type"] != "http" or not scope["path"].startswith("/v1/"):
             await self.app(scope, receive, send)
             return
-        state: GatewayState = scope["app"].state.gateway
         try:
-            caller = await self.callers.identify(scope)
-            path, method = scope["path"], scope["method"]
-            if path == "/v1/models" and method == "GET":
-                await respond(send, 200, _models(state.routes, caller))
-            elif path in ENDPOINTS and method == "POST":
-                await self._proxy(state, scope, receive, send, caller)
-            else:
-                raise GatewayError(404, f"no route {method} {path}", code="not_found")
-        except GatewayError as exc:
-            headers = [(b"retry-after", b"%d" % exc.retry_after)] if exc.retry_after else []
-            await respond(send, exc.status, exc.body(), headers)
+            try:
+                await self._serve(scope, receive, send)
+            except GatewayError as exc:
+                await respond(send, exc.status, exc.body(), exc.response_headers())
+        except Exception:
+            # A fault of ours, not of the request: said in OpenAI's envelope all the same
+            # (unless the answer had begun, when all that is left is to end it).
+            log.exception("gateway: unexpected failure", extra={"path": scope["path"][:200]})
+            failure = GatewayError(
+                500, "the gateway failed to handle this request", kind="api_error"
+            )
+            # If the answer had begun, this fails too, and the server closes the connection.
+            with contextlib.suppress(Exception):
+                await respond(send, 500, failure.body())
+
+    async def _serve(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path, method = scope["path"], scope["method"]
+        allowed = METHODS.get(path)
+        if allowed is None:
+            raise GatewayError(404, f"no route {path[:200]}", code="not_found")
+        if method != allowed:
+            raise GatewayError(
+                405,
+                f"{path} answers {allowed} only",
+                code="method_not_allowed",
+                headers=[(b"allow", allowed.encode())],
+            )
+        state: GatewayState = scope["app"].state.gateway
+        caller = await self.callers.identify(scope)
+        if allowed == "GET":
+            await respond(send, 200, _models(state.routes, caller))
+        else:
+            await self._proxy(state, scope, receive, send, caller)
 
     async def _proxy(
         self, state: GatewayState, scope: Scope, receive: Receive, send: Send, caller: Caller
     ) -> None:
+        _check_content_type(scope)
         raw = await read_body(receive, self.settings.max_body_bytes)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            raise GatewayError(400, "the body must be JSON") from None
-        if not isinstance(body, dict) or not isinstance(body.get("model"), str):
-            raise GatewayError(400, "the body must be a JSON object with a `model` string")
-        model = body["model"]
+        body = parse_body(raw)
+        model = model_name(body)
         if not caller.may_use(model):
             raise GatewayError(403, f"this API key may not use {model!r}", kind="permission_error")
+        routes = state.routes
+        # Bounded by the model's context, known from the route table: no query.
+        check_fields(body, scope["path"], routes.context_length(caller.organization_id, model))
         limits = KeyLimits(state.limiter, caller)
         await limits.admit()
         hidden = HiddenUsage()
         if body.get("stream") and scope["path"] != "/v1/embeddings":
             hidden, raw = ask_stream_usage(body, raw)
-        routes = state.routes
         started = time.monotonic()
         tried: tuple[uuid.UUID, ...] = ()
         # The least loaded instance; one retry elsewhere if it could not be reached
@@ -153,6 +180,20 @@ class Gateway:
                 retry_after=RETRY_AFTER_S,
             )
         raise await _no_route(routes, caller, model)
+
+
+def _check_content_type(scope: Scope) -> None:
+    """A body declared as anything but JSON is refused (415); one declared as nothing is
+    read as JSON, as OpenAI's clients and most others send it."""
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            if value.split(b";", 1)[0].strip().lower() != b"application/json":
+                raise GatewayError(
+                    415,
+                    "the body must be JSON, sent with Content-Type: application/json",
+                    code="unsupported_media_type",
+                )
+            return
 
 
 def _models(routes: RouteTable, caller: Caller) -> bytes:

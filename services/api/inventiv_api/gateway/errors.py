@@ -28,14 +28,28 @@ class GatewayError(Exception):
         *,
         kind: str = "invalid_request_error",
         code: str | None = None,
+        param: str | None = None,
         retry_after: int | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         super().__init__(message)
-        self.status, self.kind, self.code, self.retry_after = status, kind, code, retry_after
+        self.status, self.kind, self.code, self.param = status, kind, code, param
+        self.retry_after = retry_after
+        self.headers = headers or []
 
     def body(self) -> bytes:
-        error = {"message": str(self), "type": self.kind, "param": None, "code": self.code}
+        error = {"message": str(self), "type": self.kind, "param": self.param, "code": self.code}
         return json.dumps({"error": error}).encode()
+
+    def response_headers(self) -> list[tuple[bytes, bytes]]:
+        if self.retry_after:
+            return [(b"retry-after", b"%d" % self.retry_after), *self.headers]
+        return self.headers
+
+
+def invalid(message: str, param: str | None = None, *, code: str | None = None) -> GatewayError:
+    """A request the gateway will not pass on (400): `param` names the field at fault."""
+    return GatewayError(400, message, param=param, code=code)
 
 
 def database_down(exc: BaseException) -> GatewayError:

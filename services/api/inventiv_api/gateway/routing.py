@@ -6,7 +6,8 @@ current: every second, and at once when woken because an instance changed state;
 also closes the pooled connections to engines that left the table. Among the instances
 of a model in the caller's organization, the one with the fewest requests in flight
 (ours, plus the queue its worker reports) is chosen. An instance that fails several
-times in a row is left out for a while.
+times in a row is left out for a while. The table also knows each model's context
+length, so bounding a request's tokens costs no query either.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ class Endpoint:
     host: str
     port: int
     engine_key: str
+    # The model's, in tokens: no request may ask for more (validation.py).
+    context_length: int = 0
     queue_depth: int = 0
     # Live counters, kept across refreshes of the same instance.
     in_flight: int = 0
@@ -67,7 +70,7 @@ class RouteTable:
         async with self.session_factory() as session:
             rows = (
                 await session.execute(
-                    select(Instance, Model.model_id)
+                    select(Instance, Model.model_id, Model.context_length)
                     .join(Model, Model.id == Instance.model_id)
                     .where(
                         Instance.status == InstanceStatus.ready.value,
@@ -81,7 +84,7 @@ class RouteTable:
             ).all()
         routes: dict[tuple[uuid.UUID, str], list[Endpoint]] = {}
         by_instance: dict[uuid.UUID, Endpoint] = {}
-        for instance, model_name in rows:
+        for instance, model_name, context_length in rows:
             org, port = instance.organization_id, instance.worker_engine_port
             if org is None or instance.model_id is None or not instance.ip_address or not port:
                 continue  # nowhere to send a request, or nobody it belongs to
@@ -110,6 +113,7 @@ class RouteTable:
                     engine_key=engine_key,
                 )
             endpoint.queue_depth = instance.worker_queue_depth or 0
+            endpoint.context_length = context_length
             by_instance[instance.id] = endpoint
             routes.setdefault((endpoint.organization_id, model_name), []).append(endpoint)
         self.routes, self._by_instance = routes, by_instance
@@ -120,6 +124,11 @@ class RouteTable:
 
     def models(self, organization_id: uuid.UUID) -> list[str]:
         return sorted(name for org, name in self.routes if org == organization_id)
+
+    def context_length(self, organization_id: uuid.UUID, model_name: str) -> int | None:
+        """The model's context length in tokens; None if nothing serves it."""
+        endpoints = self.routes.get((organization_id, model_name))
+        return endpoints[0].context_length if endpoints else None
 
     async def known_model(self, organization_id: uuid.UUID, model_name: str) -> bool:
         """Whether the organization has such a model at all, served or not (a query:

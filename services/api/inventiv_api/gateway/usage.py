@@ -42,7 +42,9 @@ class HiddenUsage:
 def ask_stream_usage(body: dict[str, Any], raw: bytes) -> tuple[HiddenUsage, bytes]:
     """Ask the engine of a streamed request for its usage on every chunk (vLLM's
     continuous usage stats). Returns what the client did not ask for, to hide, and
-    the body to send: re-encoded only if it had to change."""
+    the body to send: re-encoded only if it had to change. Re-encoding cannot fail: the
+    body passed validation.parse_body (JSON types only, finite numbers, at most
+    MAX_DEPTH deep), and ASCII output escapes any text, lone surrogates included."""
     options = body.get("stream_options")
     options = options if isinstance(options, dict) else {}
     hidden = HiddenUsage(
