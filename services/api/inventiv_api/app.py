@@ -20,7 +20,7 @@ from inventiv_api.deployments.router import router as deployments_router
 from inventiv_api.errors import install_error_handlers
 from inventiv_api.finops.router import router as finops_router
 from inventiv_api.gateway.asgi import Gateway, GatewayState
-from inventiv_api.gateway.metering import Meter
+from inventiv_api.gateway.metering import Meter, open_journal
 from inventiv_api.gateway.openapi import OPENAPI_PATHS as GATEWAY_PATHS
 from inventiv_api.gateway.routing import RouteRefresh, RouteTable
 from inventiv_api.gateway.upstream import UpstreamPool
@@ -89,12 +89,13 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         # Filled by its loop at once; a database hiccup at start-up must not stop the api.
         table, pool = RouteTable(resources.session_factory, keyring), UpstreamPool()
         routes = RouteRefresh(table, pool)
-        meter = Meter(resources.session_factory, resources.bus)
+        # Its journal keeps what it took across a kill; what a dead api left is adopted.
+        meter = Meter(resources.session_factory, resources.bus, journal=open_journal(settings))
         limiter = RateLimiter(resources.bus.redis, namespace=f"{settings.redis_channel_prefix}rl")
         app.state.gateway = GatewayState(table, pool, meter, limiter)
         resources.on_shutdown.append(pool.close)
         # What was metered since the last batch is written before the pool closes.
-        resources.on_shutdown.append(meter.flush)
+        resources.on_shutdown.append(meter.close)
         loops.update({"gateway-routes": routes, "gateway-meter": meter})
         for name, loop in loops.items():
             # Never set: at shutdown the service cancels its background tasks.

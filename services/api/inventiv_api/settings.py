@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import AliasChoices, Field, SecretStr
 
-from inventiv_common.settings import CommonSettings, load_settings
+from inventiv_common.settings import CommonSettings, ConfigError, load_settings
 
 
 class ApiSettings(CommonSettings):
@@ -72,6 +74,26 @@ class ApiSettings(CommonSettings):
     )
     scaleway_project_id: str | None = Field(default=None, validation_alias="SCALEWAY_PROJECT_ID")
     invitation_ttl_hours: int = Field(default=168, ge=1, validation_alias="INVITATION_TTL_HOURS")
+    # Where the gateway's meter journals usage records until they are in PostgreSQL
+    # (one subdirectory per database); default INVENTIV_HOME/meter-journal.
+    inventiv_home: str = Field(default=".inventiv", validation_alias="INVENTIV_HOME")
+    meter_journal_dir: str | None = Field(default=None, validation_alias="METER_JOURNAL_DIR")
+
+    @property
+    def meter_journal_path(self) -> Path:
+        return Path(self.meter_journal_dir or Path(self.inventiv_home) / "meter-journal").resolve()
+
+    def check_ready_to_start(self) -> None:
+        super().check_ready_to_start()
+        # Set on purpose, it must be usable: said in one line before anything starts.
+        if self.meter_journal_dir:
+            try:
+                self.meter_journal_path.mkdir(parents=True, exist_ok=True)
+                usable = os.access(self.meter_journal_path, os.W_OK | os.X_OK)
+            except OSError as exc:
+                raise ConfigError(f"METER_JOURNAL_DIR cannot be used: {exc}") from None
+            if not usable:
+                raise ConfigError(f"METER_JOURNAL_DIR is not writable: {self.meter_journal_path}")
 
     @property
     def allowed_origin_set(self) -> frozenset[str]:

@@ -3,10 +3,26 @@ path: records wait in memory and go to PostgreSQL in batches (the detail rows in
 finops.inference_usage, the running totals in instance_request_metrics) with one
 EVT:INFERENCE_USAGE_RECORDED per batch on the finops channel.
 
+A record is journaled before the meter takes it (journal.py: one line appended to a
+local file, a few microseconds), and forgotten once its row is committed, so an api
+killed at any moment loses no record it took: the next api to start on the same
+journal directory, or a replica beside it on the same host, adopts what was left and
+writes it. A local file rather than a Redis stream because it costs one write() on the
+hot path and survives what it must (the process) without making Redis, which keeps
+nothing on disk here, hold state that matters; journal.py says what it guarantees.
+
+A request the api dies in the middle of (the client got part of an answer, or all of it
+but the api died before metering it) is not metered: its record is made when the proxy
+finishes, and the process is gone. The client got a broken answer through no fault of
+its own, so it is not charged; the engine's work on it is the platform's loss, at most
+the requests in flight at the moment of the crash.
+
 A batch that cannot be written (PostgreSQL down) stays at the head of the buffer and
 is retried; rows are keyed by request id, so a batch retried after a commit whose
-answer was lost is not inserted twice. The buffer is bounded: past MAX_PENDING the
-oldest records are dropped and counted, so a long outage cannot exhaust memory.
+answer was lost, or a journaled record replayed after it was committed, is not inserted
+twice. The buffer is bounded: past MAX_PENDING the oldest records are dropped and
+counted, and the journal lets them go with them, so a long outage can exhaust neither
+memory nor disk.
 
 The meter is a loop: it writes what is pending every second, and once more at
 shutdown so that what was metered since the last pass is not lost.
@@ -15,21 +31,28 @@ shutdown so that what was metered since the last pass is not lost.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
+import re
 import uuid
 from collections import deque
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import func, text
+from sqlalchemy import func, make_url, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from inventiv_api.gateway.journal import Journal
+from inventiv_api.settings import ApiSettings
 from inventiv_common.bus import Envelope, EventBus
 from inventiv_common.db.models import InstanceRequestMetrics
 from inventiv_common.loops import Loop
 from inventiv_common.messages import EVT_INFERENCE_USAGE_RECORDED
+from inventiv_common.settings import ConfigError
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 200_000
@@ -100,19 +123,32 @@ class Meter(Loop):
         bus: EventBus,
         *,
         interval_s: float = 1.0,
+        journal: Journal[Usage] | None = None,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         super().__init__(interval_s)
         self.session_factory = session_factory
         self.bus = bus
+        self.journal = journal
+        self.max_pending = max_pending
         self.pending: deque[Usage] = deque()
         self.written = 0
         self.dropped = 0
         self._lock = asyncio.Lock()
 
     def record(self, usage: Usage) -> None:
-        if len(self.pending) >= MAX_PENDING:
+        """Take one record: journaled first, so that from here on the death of the
+        process cannot lose it."""
+        if self.journal is not None:
+            self.journal.append(usage)
+        self._keep(usage)
+
+    def _keep(self, usage: Usage) -> None:
+        if len(self.pending) >= self.max_pending:
             self.pending.popleft()
             self.dropped += 1
+            if self.journal is not None:
+                self.journal.settle(1)
         self.pending.append(usage)
 
     async def flush(self) -> int:
@@ -120,6 +156,16 @@ class Meter(Loop):
         at the first batch that fails (it stays pending)."""
         written = 0
         async with self._lock:  # a pass and the shutdown flush never overlap
+            if self.journal is not None:
+                # What dead processes left comes in with the rest. A journal in trouble
+                # must not keep the records from PostgreSQL.
+                try:
+                    adopted = await self.journal.maintain()
+                except Exception:
+                    log.exception("usage journal maintenance failed")
+                    adopted = []
+                for usage in adopted:
+                    self._keep(usage)
             while self.pending:
                 batch = [self.pending[i] for i in range(min(BATCH, len(self.pending)))]
                 try:
@@ -132,6 +178,8 @@ class Meter(Loop):
                     break
                 for _ in batch:
                     self.pending.popleft()
+                if self.journal is not None:
+                    self.journal.settle(len(batch))
                 written += len(batch)
                 self.written += len(batch)
                 await self.bus.publish_safe(
@@ -190,13 +238,119 @@ class Meter(Loop):
     async def run_once(self) -> int:
         return await self.flush()
 
+    async def close(self) -> None:
+        """At shutdown: the final flush, then the journal let go; what could not be
+        written stays in it for the next start."""
+        await self.flush()
+        if self.journal is not None:
+            async with self._lock:
+                self.journal.close()
+
     def status(self) -> dict[str, Any]:
         return {
             **super().status(),
             "pending": len(self.pending),
             "written": self.written,
             "dropped": self.dropped,
+            "journal": self.journal.status() if self.journal is not None else None,
         }
+
+
+def open_journal(settings: ApiSettings) -> Journal[Usage] | None:
+    """The meter's journal, in its directory for this database. A directory set on
+    purpose that cannot be used stops the api; the default one (say, a read-only
+    working directory) only costs the guarantee, said once in the log."""
+    assert settings.database_url, "checked by check_ready_to_start"
+    directory = journal_directory(settings.meter_journal_path, settings.database_url)
+    try:
+        return Journal(directory, encode_usage, decode_usage)
+    except OSError as exc:
+        if settings.meter_journal_dir:
+            raise ConfigError(f"METER_JOURNAL_DIR cannot be used: {exc}") from None
+        log.error(
+            "the usage journal cannot be opened: records live in memory only, and an api "
+            "killed loses those not yet written (set METER_JOURNAL_DIR to a writable place)",
+            extra={"directory": str(directory), "error": str(exc)[:300]},
+        )
+        return None
+
+
+def journal_directory(base: Path, database_url: str) -> Path:
+    """One directory per database, so that apis of different databases given the same
+    base never replay each other's records (their instances would not exist there)."""
+    url = make_url(database_url)
+    host = url.host or str(url.query.get("host", ""))
+    digest = hashlib.sha256(f"{host}:{url.port or 5432}/{url.database}".encode()).hexdigest()
+    return base / f"{re.sub(r'[^A-Za-z0-9_-]', '_', url.database or 'db')[:40]}-{digest[:12]}"
+
+
+# -- the journal's line format: a JSON array, the fields in order after its version;
+# UUIDs as integers and the moment in microseconds since the epoch, which cost the hot
+# path far less than their text forms and come back exactly.
+JOURNAL_FORMAT = 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+_compact = json.JSONEncoder(separators=(",", ":")).encode
+
+
+def encode_usage(u: Usage) -> bytes:
+    return _compact(
+        [
+            JOURNAL_FORMAT,
+            u.request_id,
+            (u.occurred_at - EPOCH) // MICROSECOND,
+            u.organization_id.int,
+            None if u.user_id is None else u.user_id.int,
+            None if u.api_key_id is None else u.api_key_id.int,
+            u.instance_id.int,
+            u.model_id.int,
+            u.model_name,
+            u.endpoint,
+            u.stream,
+            u.prompt_tokens,
+            u.completion_tokens,
+            u.time_to_first_token_ms,
+            u.latency_ms,
+            u.status_code,
+            u.status,
+        ]
+    ).encode()
+
+
+def decode_usage(line: bytes) -> Usage:
+    """The record of one journal line; ValueError (or TypeError) if it is not one, so
+    that a damaged line is skipped rather than poisoning a batch."""
+    fields = json.loads(line)
+    if not isinstance(fields, list) or len(fields) != 17 or fields[0] != JOURNAL_FORMAT:
+        raise ValueError("not a usage record of this format")
+    (_, request_id, moment, org, user, key, instance, model) = fields[:8]
+    (model_name, endpoint, stream, prompt, completion, ttft, latency, code, status) = fields[8:]
+    texts = (request_id, model_name, endpoint, status)
+    counts = (moment, prompt, completion, latency, code, 0 if ttft is None else ttft)
+    if (
+        not all(isinstance(t, str) for t in texts)
+        or not all(type(n) is int for n in counts)
+        or not isinstance(stream, bool)
+    ):
+        raise ValueError("a usage record with a field of the wrong type")
+    return Usage(
+        request_id=request_id,
+        occurred_at=EPOCH + moment * MICROSECOND,
+        organization_id=uuid.UUID(int=org),
+        user_id=None if user is None else uuid.UUID(int=user),
+        api_key_id=None if key is None else uuid.UUID(int=key),
+        instance_id=uuid.UUID(int=instance),
+        model_id=uuid.UUID(int=model),
+        model_name=model_name,
+        endpoint=endpoint,
+        stream=stream,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        time_to_first_token_ms=ttft,
+        latency_ms=latency,
+        status_code=code,
+        status=status,
+    )
 
 
 def _totals(batch: list[Usage]) -> list[dict[str, Any]]:
