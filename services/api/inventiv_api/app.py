@@ -34,6 +34,7 @@ from inventiv_api.organizations.router import router as organizations_router
 from inventiv_api.provider_settings.router import router as provider_settings_router
 from inventiv_api.security.ratelimit import RateLimiter
 from inventiv_api.settings import ApiSettings, get_settings
+from inventiv_api.spec import declare_errors, public_operations
 from inventiv_api.users.router import router as users_router
 from inventiv_api.worker_proxy import router as worker_proxy_router
 from inventiv_common.bus import Envelope
@@ -145,7 +146,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = fastapi_openapi()
+            schema = declare_errors(fastapi_openapi(), public_operations(app))
             schema["paths"].update(GATEWAY_PATHS)
             app.openapi_schema = schema
         return app.openapi_schema

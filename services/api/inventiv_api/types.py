@@ -6,11 +6,20 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any
 
 from email_validator import EmailNotValidError, validate_email
 from fastapi import Query
-from pydantic import AfterValidator, BeforeValidator, GetJsonSchemaHandler, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    GetJsonSchemaHandler,
+    PlainValidator,
+    StringConstraints,
+    WithJsonSchema,
+)
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
 
@@ -74,8 +83,14 @@ def valid_email(value: str) -> str:
     return checked.normalized.removesuffix(f".{_NEUTRAL_LABEL}")
 
 
+# The longest address email-validator takes is 254 characters; ours is asked with two
+# more (the neutral label), so 252. The OpenAPI document says `format: email`.
+EMAIL_MAX_LENGTH = 254 - len(_NEUTRAL_LABEL) - 1
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=320), AfterValidator(valid_email)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=EMAIL_MAX_LENGTH),
+    AfterValidator(valid_email),
+    Field(json_schema_extra={"format": "email"}),
 ]
 
 # --- moments -------------------------------------------------------------------------
@@ -108,7 +123,28 @@ def _not_a_number(value: Any) -> Any:
     return value
 
 
-Moment = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(bounded_moment)]
+# The years the OpenAPI document allows: 1971 to 8998, so that no UTC offset (at most a
+# day) takes an allowed moment out of [EARLIEST, LATEST).
+MOMENT_PATTERN = r"^(197[1-9]|19[89][0-9]|[2-7][0-9]{3}|8[0-8][0-9]{2}|89[0-8][0-9]|899[0-8])-"
+
+
+class _BoundedInSchema:
+    """Says the bounds in the OpenAPI document too, as a pattern on the year."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        schema = handler(core_schema)
+        schema["pattern"] = MOMENT_PATTERN
+        return schema
+
+
+Moment = Annotated[
+    datetime,
+    BeforeValidator(_not_a_number),
+    AfterValidator(bounded_moment),
+    _BoundedInSchema(),
+]
 
 # --- pages ---------------------------------------------------------------------------
 
@@ -116,3 +152,70 @@ Moment = Annotated[datetime, BeforeValidator(_not_a_number), AfterValidator(boun
 # value inside PostgreSQL's bigint.
 MAX_OFFSET = 1_000_000
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
+
+# --- counts --------------------------------------------------------------------------
+
+
+def _json_integer(value: Any) -> Any:
+    # JSON Schema's "integer" is any number without a fraction (5 and 5.0), never `true`
+    # (which Python counts as 1) nor the string "5": what the document says is accepted.
+    if isinstance(value, bool | str):
+        raise ValueError("a whole number is a JSON number, not a boolean or a string")
+    return value
+
+
+# A whole number in a body: `Annotated[int, Field(ge=..., le=...), WholeNumber]`, the
+# bounds before it (after it, the OpenAPI document could not state them); 5.5 is
+# refused by `int` itself.
+WholeNumber = BeforeValidator(_json_integer)
+
+
+# --- money ---------------------------------------------------------------------------
+
+
+def money(*, whole_digits: int, decimals: int, positive: bool = False) -> Any:
+    """An amount in EUR the caller sends: a decimal string in ASCII digits ("12.50", no
+    sign, exponent, spaces or leading zeros) or a whole JSON number, at most `whole_digits`
+    digits before the point and `decimals` after; above zero when `positive`.
+
+    Numbers with a fraction are refused: 0.1 is not exact in binary, an amount is. The
+    OpenAPI document gives the same rule as a pattern in ASCII classes (`\\d` also
+    matches other scripts' digits in some regex engines, which Decimal would refuse)."""
+    fraction = f"(\\.[0-9]{{1,{decimals}}})?"
+    if positive:
+        # Below one: some digit after the point is not a zero ("0.05", "0.5", not "0.00").
+        small = "|".join(
+            f"0\\.[0-9]{{{i}}}[1-9][0-9]{{0,{decimals - i - 1}}}" for i in range(decimals)
+        )
+        pattern = f"^([1-9][0-9]{{0,{whole_digits - 1}}}{fraction}|{small})$"
+    else:
+        pattern = f"^(0|[1-9][0-9]{{0,{whole_digits - 1}}}){fraction}$"
+    shape = re.compile(pattern)
+    largest = 10**whole_digits - 1
+
+    def parse(value: Any) -> Decimal:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 12.0 is a whole number in JSON as in JSON Schema
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not shape.fullmatch(value):
+            raise ValueError(
+                f'an amount is a decimal string like "12.50" or a whole number: at most '
+                f"{whole_digits} digits before the point and {decimals} after"
+                + (", above zero" if positive else "")
+            )
+        return Decimal(value)
+
+    schema = {
+        "anyOf": [
+            {"type": "string", "pattern": pattern},
+            {"type": "integer", "minimum": 1 if positive else 0, "maximum": largest},
+        ]
+    }
+    return Annotated[Decimal, PlainValidator(parse), WithJsonSchema(schema, mode="validation")]
+
+
+# Prices (per hour, per 1,000 tokens): the columns' NUMERIC(14, 6).
+Price = money(whole_digits=8, decimals=6)
+# A monthly budget: NUMERIC(14, 2), and a budget of nothing is no budget.
+Budget = money(whole_digits=12, decimals=2, positive=True)

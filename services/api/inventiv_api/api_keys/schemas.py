@@ -6,7 +6,11 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from inventiv_api.types import Moment, Name
+from inventiv_api.types import Moment, Name, WholeNumber
+
+# Whole numbers only (types.count).
+RequestsPerMinute = Annotated[int, Field(ge=1, le=1_000_000), WholeNumber]
+TokensPerMinute = Annotated[int, Field(ge=1, le=1_000_000_000), WholeNumber]
 
 
 class ApiKeyCreate(BaseModel):
@@ -18,8 +22,8 @@ class ApiKeyCreate(BaseModel):
     allowed_models: list[Annotated[str, Field(min_length=1, max_length=300)]] | None = Field(
         default=None, max_length=100
     )
-    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
-    tokens_per_minute: int | None = Field(default=None, ge=1, le=1_000_000_000)
+    requests_per_minute: RequestsPerMinute | None = None
+    tokens_per_minute: TokensPerMinute | None = None
 
 
 class ApiKeyOut(BaseModel):

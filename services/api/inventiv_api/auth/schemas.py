@@ -6,18 +6,36 @@ import uuid
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonDict
 
 from inventiv_api.types import Email, Name
 
 PASSWORD_MIN_LENGTH = 12
 
 
+# Something besides spaces: the identifier is stripped before it is looked up.
+_NOT_BLANK: JsonDict = {"pattern": r"\S"}
+
+
 class LoginIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # The login route refuses a body with neither (422): said in the OpenAPI document too.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": [name], "properties": {name: {"type": "string"}}}
+                for name in ("username", "email")
+            ]
+        },
+    )
 
     # Either field may carry the username or the email.
-    username: str | None = Field(default=None, min_length=1, max_length=320)
-    email: str | None = Field(default=None, min_length=1, max_length=320)
+    username: str | None = Field(
+        default=None, min_length=1, max_length=320, json_schema_extra=_NOT_BLANK
+    )
+    email: str | None = Field(
+        default=None, min_length=1, max_length=320, json_schema_extra=_NOT_BLANK
+    )
     password: str = Field(min_length=1, max_length=1024)
 
     @property

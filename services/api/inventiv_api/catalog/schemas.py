@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from inventiv_api.types import Name
+from inventiv_api.types import Name, Price
 
 
 class ProviderOut(BaseModel):
@@ -67,7 +67,7 @@ class CatalogUpdate(BaseModel):
 
 
 class InstanceTypeUpdate(CatalogUpdate):
-    cost_per_hour_eur: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=6)
+    cost_per_hour_eur: Price | None = None
 
 
 class TypeZonesUpdate(BaseModel):

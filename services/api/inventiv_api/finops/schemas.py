@@ -8,7 +8,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, Field, PlainSerializer, StrictBool, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StrictBool, model_validator
+
+from inventiv_api.types import Budget, WholeNumber
 
 # Money out: a plain decimal string, never exponent notation ("0.0000002", not "2E-7").
 Money = Annotated[
@@ -140,9 +142,26 @@ class TokenCost(BaseModel):
     points: list[TokenCostPoint]
 
 
+# A percentage of the budget, a whole number (types.count).
+ThresholdPercent = Annotated[int, Field(ge=1, le=1000), WholeNumber]
+
+
 class BudgetIn(BaseModel):
-    monthly_budget_eur: Decimal = Field(gt=0, max_digits=14, decimal_places=2)
-    alert_thresholds: list[int] = Field(default=[50, 80, 100], max_length=10)
+    model_config = ConfigDict(
+        # stop_at_cap needs hard_cap: said in the OpenAPI document too.
+        json_schema_extra={
+            "anyOf": [
+                {"properties": {"stop_at_cap": {"const": False}}},
+                {"required": ["hard_cap"], "properties": {"hard_cap": {"const": True}}},
+            ]
+        }
+    )
+
+    monthly_budget_eur: Budget
+    # Percentages of the budget, each named once.
+    alert_thresholds: list[ThresholdPercent] = Field(
+        default=[50, 80, 100], max_length=10, json_schema_extra={"uniqueItems": True}
+    )
     hard_cap: StrictBool = False
     stop_at_cap: StrictBool = False
 

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from inventiv_api.activation import Activated
-from inventiv_api.types import Name
+from inventiv_api.types import Name, Price, WholeNumber
+
+# Whole numbers only (types.count); a model's memory need and context, in bounds.
+VramGb = Annotated[int, Field(ge=0, le=10_000), WholeNumber]
+ContextLength = Annotated[int, Field(ge=1, le=10_000_000), WholeNumber]
 
 
 class ModelOut(Activated):
@@ -32,26 +37,18 @@ class ModelCreate(BaseModel):
     name: Name = Field(min_length=1, max_length=200)
     model_id: str = Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9._\-/:]+$")
     kind: str = Field(default="chat", pattern="^(chat|embedding)$")
-    required_vram_gb: int = Field(default=0, ge=0, le=10_000)
-    context_length: int | None = Field(default=None, ge=1, le=10_000_000)
-    price_per_1k_input_tokens_eur: Decimal = Field(
-        default=Decimal(0), ge=0, max_digits=14, decimal_places=6
-    )
-    price_per_1k_output_tokens_eur: Decimal = Field(
-        default=Decimal(0), ge=0, max_digits=14, decimal_places=6
-    )
+    required_vram_gb: VramGb = 0
+    context_length: ContextLength | None = None
+    price_per_1k_input_tokens_eur: Price = Decimal(0)
+    price_per_1k_output_tokens_eur: Price = Decimal(0)
 
 
 class ModelUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: Name | None = Field(default=None, min_length=1, max_length=200)
-    required_vram_gb: int | None = Field(default=None, ge=0, le=10_000)
-    context_length: int | None = Field(default=None, ge=1, le=10_000_000)
-    price_per_1k_input_tokens_eur: Decimal | None = Field(
-        default=None, ge=0, max_digits=14, decimal_places=6
-    )
-    price_per_1k_output_tokens_eur: Decimal | None = Field(
-        default=None, ge=0, max_digits=14, decimal_places=6
-    )
+    required_vram_gb: VramGb | None = None
+    context_length: ContextLength | None = None
+    price_per_1k_input_tokens_eur: Price | None = None
+    price_per_1k_output_tokens_eur: Price | None = None
     is_active: StrictBool | None = None

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from inventiv_api.security.permissions import Role
-from inventiv_api.types import Email, Name
+from inventiv_api.types import Email, Name, WholeNumber
 
 SLUG_PATTERN = r"^[a-z0-9](?:[a-z0-9-]{0,98}[a-z0-9])?$"
 
@@ -51,12 +52,16 @@ class MemberRoleUpdate(BaseModel):
     role: Role
 
 
+# Whole hours (types.count), at most 30 days.
+ExpiryHours = Annotated[int, Field(ge=1, le=24 * 30), WholeNumber]
+
+
 class InvitationCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     email: Email
     role: Role = Role.user
-    expires_in_hours: int | None = Field(default=None, ge=1, le=24 * 30)
+    expires_in_hours: ExpiryHours | None = None
 
 
 class InvitationOut(BaseModel):

@@ -1,8 +1,19 @@
+"""What /provider_settings reads and accepts."""
+
 from __future__ import annotations
 
 from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import JsonValue
+
+from inventiv_common.provider_credentials import CREDENTIAL_FIELDS
+
+# Every provider's credential fields, for the document.
+KNOWN_FIELDS: list[JsonValue] = [
+    field for field in sorted({f for fields in CREDENTIAL_FIELDS.values() for f in fields})
+]
+MAX_VALUE_LENGTH = 4096  # what service.update accepts per value
 
 
 class ProviderSettingsOut(BaseModel):
@@ -17,8 +28,21 @@ class ProviderSettingsOut(BaseModel):
 class ProviderSettingsUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    # A null value removes that field.
-    values: dict[str, str | None] = Field(max_length=20)
+    # A null value removes that field. Which fields there are depends on the provider
+    # named in the path; the document names every provider's (one body schema serves
+    # them all), and the route refuses another provider's with a 422 `unknown_fields`.
+    values: dict[str, str | None] = Field(
+        max_length=20,
+        json_schema_extra={
+            "propertyNames": {"enum": KNOWN_FIELDS},
+            "additionalProperties": {
+                "anyOf": [
+                    {"type": "string", "minLength": 1, "maxLength": MAX_VALUE_LENGTH},
+                    {"type": "null"},
+                ]
+            },
+        },
+    )
 
 
 class ProviderConfigStatus(BaseModel):
