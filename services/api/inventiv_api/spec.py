@@ -3,8 +3,11 @@
 FastAPI writes the successful answer of each route and a 422 in its own validation
 shape. This module rewrites what it cannot know: every error the REST api answers, in
 the one envelope they all use (`errors.py`), by what a route is (public or not, with a
-body or not, a write or a read), plus the answers only some routes give. The
-gateway's /v1/* paths declare their own errors, in OpenAI's envelope (gateway/openapi.py).
+body or not, a write or a read), plus the answers only some routes give. It also says
+what the routes read that FastAPI cannot see: the worker routes' relayed bodies, the
+finops reports' `from` and `to` (moments they parse themselves), `/metrics` in
+Prometheus' text format, and that no string may hold NUL. The gateway's /v1/* paths
+declare their own errors, in OpenAI's envelope (gateway/openapi.py).
 """
 
 from __future__ import annotations
