@@ -241,6 +241,62 @@ async def test_a_full_disk_keeps_records_in_memory_and_the_journal_comes_back(
     assert list(tmp_path.iterdir()) == []
 
 
+async def test_a_pass_ends_under_steady_load_and_the_journal_turns_over(
+    books: Books, bus: EventBus, tmp_path: Path
+) -> None:
+    meter = Meter(books.fleet.sessions, bus, journal=new_journal(tmp_path))
+    write = meter._write
+    newcomers = books.usages(3)
+    arriving = iter(newcomers)
+
+    async def write_while_requests_keep_coming(batch: list[Usage]) -> None:
+        meter.record(next(arriving))  # taken while the batch is being written
+        await write(batch)
+
+    meter._write = write_while_requests_keep_coming  # type: ignore[method-assign]
+    first = books.usages(2)
+    for record in first:
+        meter.record(record)
+    files = {p.name for p in tmp_path.glob("*.seg")}
+    assert await meter.flush() == 2  # what was there, not what came meanwhile
+    assert list(meter.pending) == newcomers[:1]
+    assert {p.name for p in tmp_path.glob("*.seg")}.isdisjoint(files)  # a new file
+    assert await meter.flush() == 1 and list(meter.pending) == newcomers[1:2]
+    assert await meter.flush() == 1 and list(meter.pending) == newcomers[2:]
+    assert journal_lines(tmp_path) == 1  # only the last newcomer is still unwritten
+    meter._write = write  # type: ignore[method-assign]
+    await meter.close()
+    assert await books.rows() == {r.request_id for r in first + newcomers}
+    assert list(tmp_path.iterdir()) == []
+
+
+async def test_records_dropped_while_a_batch_is_written_are_not_taken_for_it(
+    books: Books, bus: EventBus, tmp_path: Path
+) -> None:
+    meter = Meter(books.fleet.sessions, bus, journal=new_journal(tmp_path), max_pending=4)
+    write = meter._write
+    newcomers = books.usages(5)
+
+    async def write_while_the_bound_drops(batch: list[Usage]) -> None:
+        for record in newcomers:  # five more past a bound of four: the oldest go
+            meter.record(record)
+        await write(batch)
+
+    meter._write = write_while_the_bound_drops  # type: ignore[method-assign]
+    written = books.usages(3)
+    for record in written:
+        meter.record(record)
+    assert await meter.flush() == 3
+    # The four newest wait, none of them taken for a written one.
+    assert list(meter.pending) == newcomers[1:]
+    assert meter.dropped == 4  # the three written ones (dropped meanwhile) and one newcomer
+    meter._write = write  # type: ignore[method-assign]
+    assert await meter.flush() == 4
+    assert await books.rows() == {r.request_id for r in written + newcomers[1:]}
+    await meter.close()
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_each_database_has_its_own_journal_directory(tmp_path: Path) -> None:
     one = journal_directory(tmp_path, "postgresql://app:secret@db.internal:5432/inventiv")
     assert one == journal_directory(tmp_path, "postgresql+asyncpg://app:other@db.internal/inventiv")

@@ -152,8 +152,10 @@ class Meter(Loop):
         self.pending.append(usage)
 
     async def flush(self) -> int:
-        """Write what is pending, batch by batch; returns how many were written. Stops
-        at the first batch that fails (it stays pending)."""
+        """Write what was pending when the pass began, batch by batch; returns how many
+        were written. Stops at the first batch that fails (it stays pending). What is
+        taken meanwhile waits for the next pass, so that a pass ends under steady load
+        and the journal begins a new file at each."""
         written = 0
         async with self._lock:  # a pass and the shutdown flush never overlap
             if self.journal is not None:
@@ -166,8 +168,10 @@ class Meter(Loop):
                     adopted = []
                 for usage in adopted:
                     self._keep(usage)
-            while self.pending:
-                batch = [self.pending[i] for i in range(min(BATCH, len(self.pending)))]
+            due = len(self.pending)
+            while due > 0 and self.pending:
+                batch = [self.pending[i] for i in range(min(BATCH, due, len(self.pending)))]
+                dropped = self.dropped
                 try:
                     await self._write(batch)
                 except Exception as exc:
@@ -176,10 +180,13 @@ class Meter(Loop):
                         extra={"records": len(batch), "error": str(exc)[:300]},
                     )
                     break
-                for _ in batch:
+                # Records the bound dropped meanwhile were the oldest: this batch's first.
+                done = max(0, len(batch) - (self.dropped - dropped))
+                for _ in range(done):
                     self.pending.popleft()
                 if self.journal is not None:
-                    self.journal.settle(len(batch))
+                    self.journal.settle(done)
+                due -= len(batch)
                 written += len(batch)
                 self.written += len(batch)
                 await self.bus.publish_safe(
@@ -241,7 +248,8 @@ class Meter(Loop):
     async def close(self) -> None:
         """At shutdown: the final flush, then the journal let go; what could not be
         written stays in it for the next start."""
-        await self.flush()
+        while self.pending and await self.flush():
+            pass
         if self.journal is not None:
             async with self._lock:
                 self.journal.close()
