@@ -192,11 +192,14 @@ MESSAGES = Rule(
 
 
 def _token_ids(value: list[Any]) -> bool:
-    if not all(type(t) is int for t in value):  # the common case, at C speed
+    if not _ONLY_INT.issuperset(map(type, value)):  # the common case, at C speed
         if not all(as_integer(t) is not None for t in value):
             return False
         value = [int(t) for t in value]
     return min(value) >= 0 and max(value) <= TOKEN_ID_MAX
+
+
+_ONLY_INT = frozenset((int,))
 
 
 def _prompts(name: str, value: Any) -> None:

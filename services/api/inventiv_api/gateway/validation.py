@@ -62,8 +62,9 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         raise invalid("the body holds a number too long to read") from None
     if not isinstance(body, dict):
         raise invalid("the body must be a JSON object")
-    # As many brackets as the depth allows cannot nest deeper: most bodies stop here.
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+    # Walked over the parsed values, not the bytes: a chat body is mostly text, a few
+    # containers (counting its brackets would cost more than walking them).
+    if _deeper_than(body, MAX_DEPTH):
         raise _too_deep()
     if b"\\u" in raw and SURROGATE_ESCAPE.search(raw):
         _refuse_unpaired_surrogates(body)
@@ -100,12 +101,13 @@ def _deeper_than(value: Any, limit: int) -> bool:
         below: list[Any] = []
         for container in level:
             items = container.values() if type(container) is dict else container
-            below.extend(compress(items, map(_is_container, map(type, items))))
+            if not _CONTAINERS.isdisjoint(map(type, items)):
+                below.extend(compress(items, map(_CONTAINERS.__contains__, map(type, items))))
         level, depth = below, depth + 1
     return False
 
 
-_is_container = frozenset((dict, list)).__contains__
+_CONTAINERS = frozenset((dict, list))
 
 
 def _refuse_unpaired_surrogates(body: dict[str, Any]) -> None:
