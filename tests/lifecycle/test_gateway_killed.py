@@ -3,12 +3,13 @@ answer a client received in full is metered exactly once. Real processes (the ap
 serving /v1 is killed, the platform's api, orchestrator, worker agent and mock engine
 live on); the official `openai` client.
 
-Three counts are compared: the clients' answers received whole (a JSON answer, or a
-stream read to the end of its body), the usage rows in PostgreSQL, and the responses
-the engine wrote to their end. Rows must equal the clients' count (none lost, none
-doubled, and the running totals agree); the engine may have finished a few more, the
-ones in flight when the gateway died, which no client received whole and nobody is
-charged for: at most one per client per kill.
+Each answer names its usage record (x-request-id). Compared: the answers the clients
+received whole (a JSON answer, or a stream read to the end of its body), the usage rows
+in PostgreSQL, and the responses the engine wrote to their end. Every whole answer has
+exactly one row (none lost, none doubled, and the running totals agree). A few more rows
+may exist, and a few more engine responses: the answers being sent when the gateway
+died, metered just before their end left (the gateway errs on the side of the work the
+engine did), at most one per client per kill.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ class Load:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.whole = 0
+        self.request_ids: set[str] = set()
         self.failed = 0
         self.unexpected: list[str] = []
         self.threads = [threading.Thread(target=self._run, args=(i,)) for i in range(CLIENTS)]
@@ -78,7 +80,7 @@ class Load:
     def _run(self, index: int) -> None:
         while not self.stop.is_set():
             try:
-                self._ask(stream=index % 2 == 0)
+                request_id = self._ask(stream=index % 2 == 0)
             except (openai.OpenAIError, *TRANSPORT_ERRORS):
                 with self.lock:
                     self.failed += 1
@@ -89,20 +91,24 @@ class Load:
             else:
                 with self.lock:
                     self.whole += 1
+                    self.request_ids.add(request_id)
 
-    def _ask(self, *, stream: bool) -> None:
+    def _ask(self, *, stream: bool) -> str:
+        """One whole answer; the id of its usage record."""
         if not stream:
-            answer = self.ai.chat.completions.create(
+            raw = self.ai.chat.completions.with_raw_response.create(
                 model=MOCK_MODEL, messages=PROMPT, max_tokens=8
             )
+            answer = raw.parse()
             assert answer.usage is not None and answer.usage.completion_tokens == 8
-            return
+            return raw.headers["x-request-id"]
         # To the end of the body: a stream cut by the kill raises here, whole or not.
         with self.ai.chat.completions.with_streaming_response.create(
             model=MOCK_MODEL, messages=PROMPT, max_tokens=8, stream=True
         ) as response:
             body = b"".join(response.iter_bytes())
         assert body.endswith(b"data: [DONE]\n\n"), body[-200:]
+        return response.headers["x-request-id"]
 
 
 def database(platform: Platform, query: str, *args: object) -> list[asyncpg.Record]:
@@ -117,7 +123,7 @@ def database(platform: Platform, query: str, *args: object) -> list[asyncpg.Reco
 
 
 def usage_rows(platform: Platform) -> list[asyncpg.Record]:
-    return database(platform, "SELECT status FROM finops.inference_usage")
+    return database(platform, "SELECT request_id, status FROM finops.inference_usage")
 
 
 def engine_completed(platform: Platform, instance_id: str) -> int:
@@ -171,7 +177,9 @@ def test_the_gateway_sigkilled_under_load_meters_every_whole_answer_once(
             load.wait_for(load.whole + 40)
         # Everything the clients received is written within a few passes of the meter...
         deadline = time.monotonic() + 30
-        while len(usage_rows(platform)) < load.whole and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if load.request_ids <= {r["request_id"] for r in usage_rows(platform)}:
+                break
             time.sleep(0.2)
     finally:
         gateway.stop()
@@ -184,18 +192,23 @@ def test_the_gateway_sigkilled_under_load_meters_every_whole_answer_once(
     )
     engine = engine_completed(platform, instance_id)
     replayed = sum(adopted(log) for log in logs)
+    metered = [r["request_id"] for r in rows]
     print(
         f"\n{KILLS} SIGKILLs under load by {CLIENTS} clients: "
-        f"answers received whole {load.whole}, usage rows {len(rows)}, "
+        f"answers received whole {load.whole}, usage rows {len(rows)} "
+        f"({len(set(metered) - load.request_ids)} of answers cut by a kill), "
         f"running total {totals['total_requests']}, responses the engine completed {engine} "
         f"({engine - len(rows)} in flight at a kill), records replayed from the journal "
         f"{replayed}, client errors while the gateway was down {load.failed}"
     )
     assert not load.unexpected, load.unexpected
-    assert len(rows) == load.whole  # none lost, none doubled
+    assert len(load.request_ids) == load.whole  # one id per answer
+    assert load.request_ids - set(metered) == set()  # none lost
+    assert len(metered) == len(set(metered))  # none doubled
+    assert len(rows) - load.whole <= CLIENTS * KILLS  # the rest were cut by a kill
     assert {r["status"] for r in rows} == {"success"}
     assert totals["total_requests"] == len(rows)
-    assert load.whole <= engine <= len(rows) + CLIENTS * KILLS
+    assert len(rows) <= engine <= len(rows) + CLIENTS * KILLS
     # The kills did catch records taken but not yet written (else this proves nothing).
     assert replayed > 0
     # Stopped cleanly, the last gateway leaves an empty journal.

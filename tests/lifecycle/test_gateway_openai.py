@@ -184,27 +184,39 @@ def test_every_request_is_metered_with_the_engine_s_own_token_counts(
     serving, instance_id = deployed
     ai = client(serving, api_key(serving))
     messages = [{"role": "user", "content": "count these five words"}]
-    ai.chat.completions.create(model=MOCK_MODEL, messages=messages, max_tokens=3)
-    ai.chat.completions.create(model=MOCK_MODEL, messages=messages, max_tokens=7)
-    list(ai.chat.completions.create(model=MOCK_MODEL, messages=messages, stream=True))
-    list(
-        ai.completions.create(
-            model=MOCK_MODEL,
-            prompt="two words",
-            max_tokens=4,
-            stream=True,
-            stream_options={"include_usage": True},
+    # Each answer names its usage record: x-request-id, with the tokens it was metered for.
+    answers: dict[str, int | None] = {}
+    for max_tokens in (3, 7):
+        raw = ai.chat.completions.with_raw_response.create(
+            model=MOCK_MODEL, messages=messages, max_tokens=max_tokens
         )
-    )
-    ai.embeddings.create(model=MOCK_MODEL, input=["a b c", "d"])
+        assert raw.parse().usage.completion_tokens == max_tokens  # type: ignore[union-attr]
+        answers[raw.headers["x-request-id"]] = max_tokens
+    with ai.chat.completions.with_streaming_response.create(
+        model=MOCK_MODEL, messages=messages, stream=True
+    ) as streamed:
+        assert streamed.read().endswith(b"data: [DONE]\n\n")
+        answers[streamed.headers["x-request-id"]] = None
+    with ai.completions.with_streaming_response.create(
+        model=MOCK_MODEL,
+        prompt="two words",
+        max_tokens=4,
+        stream=True,
+        stream_options={"include_usage": True},
+    ) as completed:
+        assert completed.read().endswith(b"data: [DONE]\n\n")
+        answers[completed.headers["x-request-id"]] = 4
+    raw_embeddings = ai.embeddings.with_raw_response.create(model=MOCK_MODEL, input=["a b c", "d"])
+    answers[raw_embeddings.headers["x-request-id"]] = 0
     sent = 5
+    assert len(answers) == sent
 
     async def metered() -> tuple[list[asyncpg.Record], asyncpg.Record | None, int]:
         conn = await asyncpg.connect(serving.env["DATABASE_URL"])
         try:
             rows = await conn.fetch(
-                "SELECT endpoint, stream, prompt_tokens, completion_tokens, total_tokens, "
-                "status, time_to_first_token_ms FROM finops.inference_usage "
+                "SELECT request_id, endpoint, stream, prompt_tokens, completion_tokens, "
+                "total_tokens, status, time_to_first_token_ms FROM finops.inference_usage "
                 "WHERE instance_id = $1",
                 uuid.UUID(instance_id),
             )
@@ -225,6 +237,10 @@ def test_every_request_is_metered_with_the_engine_s_own_token_counts(
         time.sleep(0.2)
         rows, totals, port = asyncio.run(metered())
     assert len(rows) == sent
+    assert {r["request_id"] for r in rows} == set(answers)
+    for row in rows:
+        if answers[row["request_id"]] is not None:
+            assert row["completion_tokens"] == answers[row["request_id"]]
     assert all(r["status"] == "success" for r in rows)
     assert all(r["total_tokens"] == r["prompt_tokens"] + r["completion_tokens"] for r in rows)
     assert sorted((r["endpoint"], r["stream"]) for r in rows) == [

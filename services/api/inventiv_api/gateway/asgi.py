@@ -15,6 +15,7 @@ instance (routing.py), over which connection (upstream.py), and what it consumed
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -33,9 +34,9 @@ from inventiv_api.gateway.errors import (
     respond,
 )
 from inventiv_api.gateway.limits import KeyLimits
-from inventiv_api.gateway.metering import Meter
+from inventiv_api.gateway.metering import Meter, Usage
 from inventiv_api.gateway.relay import read_body, relay_stream
-from inventiv_api.gateway.routing import RouteTable
+from inventiv_api.gateway.routing import Endpoint, RouteTable
 from inventiv_api.gateway.upstream import ConnectFailed, UpstreamError, UpstreamPool
 from inventiv_api.gateway.usage import Exchange, HiddenUsage, ask_stream_usage
 from inventiv_api.gateway.validation import check_fields, model_name, parse_body
@@ -121,7 +122,8 @@ class Gateway:
         limits = KeyLimits(state.limiter, caller)
         await limits.admit()
         hidden = HiddenUsage()
-        if body.get("stream") and scope["path"] != "/v1/embeddings":
+        stream = bool(body.get("stream"))
+        if stream and scope["path"] != "/v1/embeddings":
             hidden, raw = ask_stream_usage(body, raw)
         started = time.monotonic()
         tried: tuple[uuid.UUID, ...] = ()
@@ -151,15 +153,19 @@ class Gateway:
                 routes.report(endpoint, ok=False)
                 raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
             exchange = Exchange(started=started, status_code=response.status, hidden=hidden)
+            meter = functools.partial(
+                _meter_once, state.meter, exchange, caller, endpoint, scope["path"], stream
+            )
             try:
                 if response.header(b"content-type") == b"text/event-stream":
-                    await relay_stream(response, receive, send, exchange)
+                    await relay_stream(response, receive, send, exchange, before_end=meter)
                 else:
                     payload = await response.read()
                     exchange.first_byte_at = time.monotonic()
                     exchange.take_usage(payload if response.status == 200 else b"")
+                    meter()
                     await limits.count_tokens(exchange.total_tokens)
-                    await respond(send, response.status, payload)
+                    await respond(send, response.status, payload, [exchange.request_id_header])
             except UpstreamError as exc:
                 exchange.broken = True
                 raise GatewayError(502, f"the engine failed: {exc}", kind="api_error") from None
@@ -167,8 +173,7 @@ class Gateway:
                 response.abort()  # a no-op once the response was read to its end
                 endpoint.in_flight -= 1
                 routes.report(endpoint, ok=not exchange.broken and exchange.status_code < 500)
-                usage = exchange.usage(caller, endpoint, scope["path"], bool(body.get("stream")))
-                state.meter.record(usage)
+                usage = meter()  # an answer cut short, or a stream its client left
                 await limits.count_tokens(usage.total_tokens)  # if not counted yet
             return
         if tried:
@@ -180,6 +185,23 @@ class Gateway:
                 retry_after=RETRY_AFTER_S,
             )
         raise await _no_route(routes, caller, model)
+
+
+def _meter_once(
+    meter: Meter,
+    exchange: Exchange,
+    caller: Caller,
+    endpoint: Endpoint,
+    path: str,
+    stream: bool,
+) -> Usage:
+    """The exchange's usage, taken by the meter the first time only. Called before the
+    answer's last byte leaves, never after: a client that has an answer whole was
+    metered, whenever the api dies (the meter journals what it takes at once)."""
+    if exchange.record is None:
+        exchange.record = exchange.usage(caller, endpoint, path, stream)
+        meter.record(exchange.record)
+    return exchange.record
 
 
 def _check_content_type(scope: Scope) -> None:

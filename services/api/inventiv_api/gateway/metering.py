@@ -11,11 +11,14 @@ writes it. A local file rather than a Redis stream because it costs one write() 
 hot path and survives what it must (the process) without making Redis, which keeps
 nothing on disk here, hold state that matters; journal.py says what it guarantees.
 
-A request the api dies in the middle of (the client got part of an answer, or all of it
-but the api died before metering it) is not metered: its record is made when the proxy
-finishes, and the process is gone. The client got a broken answer through no fault of
-its own, so it is not charged; the engine's work on it is the platform's loss, at most
-the requests in flight at the moment of the crash.
+The record of an answer is taken before the answer's last byte is sent (the end of a
+stream is held back for it), so a client that received an answer whole was metered,
+whenever the api dies after. An answer the api dies in the middle of, before its end
+was sent, is not metered: the client got a broken answer through no fault of its own,
+and the engine's work on it is the platform's loss, at most the requests in flight at
+the crash. Between the record and the last byte lies a moment where a crash meters an
+answer its client never got whole: the platform errs on that side, the side of the work
+the engine did, rather than give answers away unmetered.
 
 A batch that cannot be written (PostgreSQL down) stays at the head of the buffer and
 is retried; rows are keyed by request id, so a batch retried after a commit whose
@@ -56,7 +59,9 @@ from inventiv_common.settings import ConfigError
 
 log = logging.getLogger(__name__)
 MAX_PENDING = 200_000
-BATCH = 2_000
+# A batch's own work (COPY encoding, totals) runs on the event loop in one go, holding
+# every request meanwhile: small batches keep each such pause short.
+BATCH = 200
 COLUMNS = (
     "request_id",
     "occurred_at",

@@ -125,6 +125,12 @@ MODELS = {
 }
 ENGINE_ANSWER = {
     "description": "the engine's answer, unchanged: JSON, or server-sent events if streamed",
+    "headers": {
+        "x-request-id": {
+            "description": "the answer's usage record (request_id in finops.inference_usage)",
+            "schema": {"type": "string"},
+        }
+    },
     "content": {
         "application/json": {"schema": {"type": "object"}},
         "text/event-stream": {},  # OpenAI's chunks, `data: {...}` events ending in [DONE]

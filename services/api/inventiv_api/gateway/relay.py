@@ -9,12 +9,16 @@ already wrote is still read, because those tokens were produced and are metered.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from starlette.types import Receive, Send
 
 from inventiv_api.gateway.errors import GatewayError
 from inventiv_api.gateway.upstream import UpstreamError, UpstreamResponse
 from inventiv_api.gateway.usage import Exchange
+
+# The event that ends an OpenAI stream.
+DONE = b"data: [DONE]"
 
 
 async def read_body(receive: Receive, max_bytes: int) -> bytes:
@@ -33,9 +37,17 @@ async def read_body(receive: Receive, max_bytes: int) -> bytes:
 
 
 async def relay_stream(
-    response: UpstreamResponse, receive: Receive, send: Send, exchange: Exchange
+    response: UpstreamResponse,
+    receive: Receive,
+    send: Send,
+    exchange: Exchange,
+    *,
+    before_end: Callable[[], object],
 ) -> None:
-    """Relay an event stream as it arrives, keeping its usage in `exchange`."""
+    """Relay an event stream as it arrives, keeping its usage in `exchange`. The end of
+    the stream (its `[DONE]` event and the end of the body) is held back until
+    `before_end` has run, so that a client never has a whole stream that was not
+    metered."""
     await send(
         {
             "type": "http.response.start",
@@ -43,6 +55,7 @@ async def relay_stream(
             "headers": [
                 (b"content-type", b"text/event-stream"),
                 (b"cache-control", b"no-cache"),
+                exchange.request_id_header,
             ],
         }
     )
@@ -57,7 +70,7 @@ async def relay_stream(
         response.hang_up()
 
     watcher = asyncio.create_task(watch())
-    pending = b""
+    pending = held = b""
     try:
         async for piece in response.iter_body():
             pending += piece
@@ -67,15 +80,20 @@ async def relay_stream(
                 continue
             events, pending = pending[: cut + 2], pending[cut + 2 :]
             events = exchange.take_stream_events(events)
-            if events and not gone:
+            if held or DONE in events:
+                held += events  # the end: nothing follows it but the end of the body
+            elif events and not gone:
                 await send({"type": "http.response.body", "body": events, "more_body": True})
     except UpstreamError:
         if gone:
             return
-        exchange.broken = True
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-        return
+        if not held:
+            exchange.broken = True
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            return
+        pending = b""  # the engine broke off after its last event: the answer is whole
     finally:
         watcher.cancel()
+    before_end()
     if not gone:
-        await send({"type": "http.response.body", "body": pending, "more_body": False})
+        await send({"type": "http.response.body", "body": held + pending, "more_body": False})

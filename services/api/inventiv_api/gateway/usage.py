@@ -15,7 +15,7 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -74,6 +74,15 @@ class Exchange:
     last_usage: bytes | None = None
     client_closed: bool = False
     broken: bool = False
+    # Named from the start, so the client is told it (x-request-id) and the meter's row
+    # can be found from what the client saw.
+    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    # The usage record, once taken by the meter: one per exchange.
+    record: Usage | None = None
+
+    @property
+    def request_id_header(self) -> tuple[bytes, bytes]:
+        return (b"x-request-id", self.request_id.encode())
 
     @property
     def total_tokens(self) -> int:
@@ -134,7 +143,7 @@ class Exchange:
         else:
             status = "success"
         return Usage(
-            request_id=uuid.uuid4().hex,
+            request_id=self.request_id,
             occurred_at=datetime.now(UTC),
             organization_id=caller.organization_id,
             user_id=caller.principal.user_id,
