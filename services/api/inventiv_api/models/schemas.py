@@ -25,7 +25,7 @@ class ModelOut(Activated):
     model_id: str
     kind: str
     required_vram_gb: int
-    context_length: int | None
+    context_length: int  # tokens; every model has one (8,192 unless set)
     price_per_1k_input_tokens_eur: Decimal
     price_per_1k_output_tokens_eur: Decimal
     is_active: bool
@@ -38,6 +38,7 @@ class ModelCreate(BaseModel):
     model_id: str = Field(min_length=1, max_length=300, pattern=r"^[A-Za-z0-9._\-/:]+$")
     kind: str = Field(default="chat", pattern="^(chat|embedding)$")
     required_vram_gb: VramGb = 0
+    # Omitted: 8,192 tokens, which the gateway then enforces like any other.
     context_length: ContextLength | None = None
     price_per_1k_input_tokens_eur: Price = Decimal(0)
     price_per_1k_output_tokens_eur: Price = Decimal(0)
