@@ -10,7 +10,15 @@ back in it). Then:
    repeatedly: the 30-day summary (allocation along every dimension) and every window
    (minute, hour, day, 30d, 365d) -- p50 / p95 against 100 ms, and apart, the first
    run of each, on pages not yet in memory after the load;
-2. the minute job billing the next minute of 1,000 running instances -- against 200 ms.
+2. the finops minute pass over 1,000 running instances -- against 200 ms: the loop's own
+   `run_once()`, all of it: billing the minute that ended, pricing the usage records the
+   gateway wrote during it (USAGE_PER_MINUTE, written by this script between passes, as
+   the gateway's meter would) and checking the workspace's budget.
+
+Every verdict counts the first run (right after the bulk load: pages not yet in memory)
+with the others, and shows it apart: a dashboard opened after a restart is served cold.
+A timed run counts only if it did all its work (every instance billed, every record
+priced); one that did not stops the benchmark.
 
 BENCH_FINOPS_INSTANCES and BENCH_FINOPS_DAYS shrink the data set; BENCH_KEEP=1 keeps
 the database (it is dropped otherwise: at full size it takes about 20 GB).
@@ -29,16 +37,20 @@ import asyncpg
 
 from inventiv_api.finops import reports as service
 from inventiv_api.finops.ranges import WINDOWS
+from inventiv_common.bus import EventBus
 from inventiv_common.db.engine import make_engine, make_session_factory
 from inventiv_common.db.migrate import run_migrations
 from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
 from inventiv_common.web import settle_heap
-from inventiv_finops.costing import bill_minutes
+from inventiv_finops.loop import FinopsLoop
 
 INSTANCES = int(os.environ.get("BENCH_FINOPS_INSTANCES", "1000"))
 DAYS = int(os.environ.get("BENCH_FINOPS_DAYS", "30"))
 RUNS = int(os.environ.get("BENCH_FINOPS_RUNS", "20"))
-TARGETS = {"query_p95_ms": 100.0, "minute_job_ms": 200.0}
+# Gateway requests metered per minute over the whole fleet (100 per second by default).
+USAGE_PER_MINUTE = int(os.environ.get("BENCH_FINOPS_USAGE_PER_MINUTE", "6000"))
+MINUTE_PASSES = 11
+TARGETS = {"query_p95_ms": 100.0, "minute_pass_ms": 200.0}
 # Hourly prices with an exact cost per minute, so the bulk rows equal the job's.
 PRICES = ("0.60", "1.20", "2.40", "3.00")
 
@@ -48,6 +60,14 @@ async def generate(conn: asyncpg.Connection, end: datetime) -> uuid.UUID:
     org = uuid.uuid4()
     await conn.execute(
         "INSERT INTO organizations (id, name, slug) VALUES ($1, 'Fleet', 'fleet')", org
+    )
+    # A budget the pass must check every minute, far from its thresholds (50/80/100 %):
+    # the month-to-date sum is computed, no alert fires, so every pass does the same work.
+    await conn.execute(
+        "INSERT INTO finops.budgets (organization_id, monthly_budget_eur, hard_cap) "
+        "VALUES ($1, $2::numeric, true)",
+        org,
+        str(INSTANCES * 100 * 24 * 31),
     )
     provider, zone = await conn.fetchrow(
         "SELECT p.id, z.id FROM providers p JOIN regions r ON r.provider_id = p.id "
@@ -157,6 +177,25 @@ async def generate(conn: asyncpg.Connection, end: datetime) -> uuid.UUID:
     return org
 
 
+async def write_usage(conn: asyncpg.Connection, org: uuid.UUID, minute: datetime) -> None:
+    """What the gateway's meter writes in a minute: USAGE_PER_MINUTE records spread over
+    the fleet's instances and over the minute, none priced yet."""
+    await conn.execute(
+        "INSERT INTO finops.inference_usage (occurred_at, request_id, organization_id, "
+        "instance_id, model_id, model_name, endpoint, stream, prompt_tokens, "
+        "completion_tokens, total_tokens, latency_ms, status_code, status) "
+        "SELECT $2::timestamptz + n * interval '60 seconds' / $3, gen_random_uuid()::text, $1, "
+        "f.ids[1 + n % cardinality(f.ids)], m.id, m.model_id, 'chat/completions', n % 2 = 0, "
+        "200 + n % 300, 50 + n % 200, 250 + n % 300 + n % 200, 400, 200, 'success' "
+        "FROM generate_series(0, $3 - 1) n, models m, "
+        "(SELECT array_agg(id) AS ids FROM instances WHERE organization_id = $1) f "
+        "WHERE m.model_id = 'inventiv/mock-echo'",
+        org,
+        minute,
+        USAGE_PER_MINUTE,
+    )
+
+
 def percentile(samples: list[float], fraction: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
@@ -219,36 +258,62 @@ async def run() -> None:
         await check.close()
         assert reported == stored, (reported, stored)
 
-        # The minute job, minute after minute; its first pass after the bulk load
-        # (cold caches) is shown apart.
-        job: list[float] = []
-        for minute in range(1, 12):
-            async with sessions() as session:
-                started = time.perf_counter()
-                done = await bill_minutes(session, end + timedelta(minutes=minute, seconds=1))
-                await session.commit()
-                job.append((time.perf_counter() - started) * 1000)
-            assert done.minutes == INSTANCES, done
-        first, job = job[0], job[1:]
+        # The finops loop's whole pass, minute after minute; the first, right after the
+        # bulk load, is counted in the verdict and shown apart.
+        bus = EventBus(
+            os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+            channel_prefix=f"bench-{uuid.uuid4().hex[:6]}:",
+        )
+        feed = await asyncpg.connect(database_url)
+        passes: list[float] = []
+        minute = 0
+
+        def clock() -> datetime:
+            """A second into the minute after the one that just ended."""
+            return end + timedelta(minutes=minute + 1, seconds=1)
+
+        loop = FinopsLoop(sessions, bus, interval_s=60, clock=clock)
+        for minute in range(MINUTE_PASSES):  # the clock reads `minute`
+            await write_usage(feed, org, end + timedelta(minutes=minute))
+            started = time.perf_counter()
+            await loop.run_once()
+            passes.append((time.perf_counter() - started) * 1000)
+            done = loop.last
+            # A pass that left work undone would be fast for the wrong reason.
+            assert done is not None and done.billing.minutes == INSTANCES, done
+            assert done.priced == USAGE_PER_MINUTE, done
+            assert not done.budgets.alerts and not done.budgets.stopped, done
+        unpriced = await feed.fetchval(
+            "SELECT count(*) FROM finops.inference_usage WHERE input_cost_eur IS NULL"
+        )
+        assert unpriced == 0, unpriced
+        await feed.close()
+        await bus.close()
+        cold_pass, warm = passes[0], passes[1:]
 
         def verdict(ok: bool) -> str:
             return "meets" if ok else "MISSES"
 
         print(f"\n{INSTANCES} instances, {DAYS} days of minutes, one workspace; {RUNS} runs each")
-        print(f"{'query':32} {'p50 ms':>8} {'p95 ms':>8} {'target':>8}          {'first':>8}")
+        print(
+            "verdicts count every run, the first (cold, right after the load) included: "
+            "p95 of the warm runs and the cold run must both be within target"
+        )
+        print(f"{'query':32} {'p50 ms':>8} {'p95 ms':>8} {'cold ms':>8} {'target':>8}  verdict")
         for label, samples in timings.items():
             p95 = percentile(samples, 0.95)
+            ok = max(p95, cold[label]) <= TARGETS["query_p95_ms"]
             print(
-                f"{label:32} {statistics.median(samples):8.1f} {p95:8.1f} "
-                f"{TARGETS['query_p95_ms']:8.0f}  {verdict(p95 <= TARGETS['query_p95_ms']):6}"
-                f"  {cold[label]:8.1f}"
+                f"{label:32} {statistics.median(samples):8.1f} {p95:8.1f} {cold[label]:8.1f} "
+                f"{TARGETS['query_p95_ms']:8.0f}  {verdict(ok)}"
             )
-        worst = max(job)
+        worst = max(passes)
         print(
-            f"{f'minute job, {INSTANCES} running':32} {statistics.median(job):8.1f} "
-            f"{worst:8.1f} {TARGETS['minute_job_ms']:8.0f}  "
-            f"{verdict(worst <= TARGETS['minute_job_ms'])}  (p50 / worst of 10; "
-            f"the first after the load: {first:.0f} ms)"
+            f"{'minute pass, ' + str(INSTANCES) + ' running':32} {statistics.median(warm):8.1f} "
+            f"{max(warm):8.1f} {cold_pass:8.1f} {TARGETS['minute_pass_ms']:8.0f}  "
+            f"{verdict(worst <= TARGETS['minute_pass_ms'])}  (p50 / worst of the "
+            f"{len(warm)} warm passes, then the cold one; each pass billed {INSTANCES} "
+            f"instance-minutes, priced {USAGE_PER_MINUTE} usage records, checked 1 budget)"
         )
     finally:
         await engine.dispose()
