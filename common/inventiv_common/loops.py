@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -28,6 +29,10 @@ class Loop:
         self._wake = asyncio.Event()
         self.passes = 0
         self.last_error: str | None = None
+        # How long the last pass took and what it acted on: what an operator (or the
+        # lifecycle benchmark) reads to see whether passes keep up with the interval.
+        self.last_pass_ms: float | None = None
+        self.last_pass_items: int | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -40,8 +45,9 @@ class Loop:
         """Repeat until `stop`, or for exactly `passes` passes (tests)."""
         while not stop.is_set() and (passes is None or self.passes < passes):
             self._wake.clear()
+            started, items = time.perf_counter(), None
             try:
-                await self.run_once()
+                items = await self.run_once()
                 self.last_error = None
             except PassFailed as exc:
                 self.last_error = str(exc)
@@ -49,6 +55,8 @@ class Loop:
             except Exception as exc:  # a pass that fails is retried on the next one
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("loop pass failed", extra={"loop": self.name})
+            self.last_pass_ms = round((time.perf_counter() - started) * 1000, 1)
+            self.last_pass_items = items
             self.passes += 1
             if self.min_gap_s:
                 await asyncio.sleep(self.min_gap_s)
@@ -56,7 +64,13 @@ class Loop:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
 
     def status(self) -> dict[str, Any]:
-        return {"interval_s": self.interval_s, "passes": self.passes, "last_error": self.last_error}
+        return {
+            "interval_s": self.interval_s,
+            "passes": self.passes,
+            "last_error": self.last_error,
+            "last_pass_ms": self.last_pass_ms,
+            "last_pass_items": self.last_pass_items,
+        }
 
 
 def loops_status(loops: Mapping[str, Loop]) -> dict[str, dict[str, Any]]:
