@@ -4,8 +4,6 @@ minutes, forecasts from the burn rate."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -16,6 +14,7 @@ from inventiv_common.net import free_port
 from tests.finops.conftest import T0, Books
 from tests.support.processes import ServiceProcess, clean_env
 from tests.support.redis_servers import REDIS_URL
+from tests.support.waiting import wait_until_async
 
 MINUTE = timedelta(minutes=1)
 
@@ -196,9 +195,11 @@ async def test_the_finops_process_bills_on_its_own_and_wakes_on_usage(
     )
     process.wait_ready()
     try:
-        deadline = time.monotonic() + 20
-        while (await books.billed(instance_id))[0] < 5 and time.monotonic() < deadline:
-            await asyncio.sleep(0.2)
+
+        async def five_minutes_billed() -> bool:
+            return (await books.billed(instance_id))[0] >= 5
+
+        await wait_until_async(five_minutes_billed, 60, "the first pass billing 5 minutes")
         minutes, total = await books.billed(instance_id)
         assert minutes in (5, 6) and total == Decimal("0.01") * minutes
         # A usage batch recorded by the gateway wakes it to price the records.
@@ -211,11 +212,11 @@ async def test_the_finops_process_bills_on_its_own_and_wakes_on_usage(
             i=instance_id,
         )
         await books.loop.bus.publish(Envelope(type=EVT_INFERENCE_USAGE_RECORDED))
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not await books.scalar(
-            "SELECT count(*) FROM finops.usage_hour"
-        ):
-            await asyncio.sleep(0.2)
+
+        async def usage_priced() -> object:
+            return await books.scalar("SELECT count(*) FROM finops.usage_hour")
+
+        await wait_until_async(usage_priced, 60, "the wake-up pricing the usage record")
         assert await books.scalar("SELECT sum(prompt_tokens) FROM finops.usage_hour") == 10
     finally:
         process.stop()

@@ -248,22 +248,30 @@ def deploy_unknown(client: httpx.Client) -> httpx.Response:
 
 @contextlib.asynccontextmanager
 async def heard(bus: EventBus, *channels: str) -> AsyncIterator[list[Envelope]]:
+    """What the channels carried while the block ran, every message of it: the block's
+    publishes were taken by Redis before it ended, so a marker published after it on
+    each channel arrives after them, and the listening stops once the markers are in."""
+    listened = list(channels or [Channel.finops])
     got: list[Envelope] = []
-    stop, subscribed = asyncio.Event(), asyncio.Event()
+    stop, subscribed, ended = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    marker = f"end-of-block-{uuid.uuid4().hex}"
 
     async def keep(envelope: Envelope) -> None:
         got.append(envelope)
+        if sum(e.correlation_id == marker for e in got) == len(listened):
+            ended.set()
 
-    task = asyncio.create_task(
-        bus.listen(list(channels or [Channel.finops]), keep, stop=stop, subscribed=subscribed)
-    )
-    await asyncio.wait_for(subscribed.wait(), 5)
+    task = asyncio.create_task(bus.listen(listened, keep, stop=stop, subscribed=subscribed))
+    await asyncio.wait_for(subscribed.wait(), 15)
     try:
         yield got
+        for channel in listened:
+            await bus.publish(Envelope(type="EVT:COST_COMPUTED", correlation_id=marker), channel)
+        await asyncio.wait_for(ended.wait(), 30)
+        got[:] = [e for e in got if e.correlation_id != marker]
     finally:
-        await asyncio.sleep(0.3)
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, 15)
 
 
 async def test_budget_thresholds_fire_once_the_cap_refuses_and_stop_at_cap_stops(
