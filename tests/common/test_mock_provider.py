@@ -62,6 +62,7 @@ async def test_an_interrupted_create_is_completed_and_its_strays_stopped(
             )
         )
         await session.commit()
+    # A process that stays until stopped (the 120 s only bound a leak if the test dies).
     stray = subprocess.Popen(
         [sys.executable, "-c", "import time; time.sleep(120)"],
         env={**os.environ, "WORKER_ID": server_id},

@@ -14,6 +14,7 @@ import pytest
 from inventiv_worker.mock_engine import completion_words, count_tokens
 from tests.support.mock_engine import MOCK_MODEL as MODEL
 from tests.support.mock_engine import MockEngineProcess as Engine
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture
@@ -115,11 +116,16 @@ def test_errors_use_the_openai_shape(engine_factory: Any) -> None:
 
 
 def test_startup_delay_and_vllm_metrics(engine_factory: Any) -> None:
-    engine = engine_factory("--startup-delay", "1.5")
+    # The engine answers at once but loads its model for 4 s: long enough that the two
+    # calls right after it answers come while it loads, even on a loaded machine.
+    engine = engine_factory("--startup-delay", "4")
     assert httpx.get(f"{engine.url}/health").status_code == 503
     assert httpx.get(f"{engine.url}/v1/models").status_code == 503
-    time.sleep(1.6)
-    assert httpx.get(f"{engine.url}/health").status_code == 200
+    wait_until(
+        lambda: httpx.get(f"{engine.url}/health").status_code == 200,
+        60,
+        "the engine saying healthy once its model is loaded",
+    )
     engine.client().completions.create(model=MODEL, prompt="a b", max_tokens=3)
     metrics = httpx.get(f"{engine.url}/metrics").text
     label = '{model_name="inventiv/mock-echo"}'
@@ -145,4 +151,5 @@ def test_ttft_and_token_delay(engine_factory: Any) -> None:
     list(stream)
     total = time.perf_counter() - started
     assert first.choices[0].delta.content
+    # The delays are the behaviour: lower bounds only, which a slow machine cannot fail.
     assert ttft >= 0.3 and total >= 0.3 + 4 * 0.05

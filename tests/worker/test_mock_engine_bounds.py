@@ -5,7 +5,6 @@ fit its max model length (as vLLM does), makes a completion's words as it sends 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import pytest
 
 from tests.support.mock_engine import MOCK_MODEL as MODEL
 from tests.support.mock_engine import MockEngineProcess as Engine
+from tests.support.waiting import wait_until
 
 HELLO = [{"role": "user", "content": "hello"}]
 
@@ -36,19 +36,19 @@ def test_what_does_not_fit_the_max_model_length_is_refused(
     engines: list[Engine], tmp_path: Path
 ) -> None:
     engines.append(Engine(tmp_path, "--max-model-len", "64"))
-    client = engines[0].client()
+    # A client that gives up rather than wait out 10**12 tokens if they were made.
+    client = engines[0].client().with_options(timeout=60)
     done = client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=63)
     assert done.usage is not None and done.usage.total_tokens == 64
     for asked in (64, 10**12, 99999999999999999999):
-        started = time.monotonic()
         with pytest.raises(openai.BadRequestError, match="maximum context length is 64"):
             client.chat.completions.create(model=MODEL, messages=HELLO, max_tokens=asked)
         with pytest.raises(openai.BadRequestError, match="maximum context length is 64"):
             client.completions.create(model=MODEL, prompt="x", max_tokens=asked, stream=True)
-        assert time.monotonic() - started < 5
     long_prompt = " ".join(["word"] * 64)
     with pytest.raises(openai.BadRequestError):
         client.completions.create(model=MODEL, prompt=long_prompt, max_tokens=1)
+    # Refused before a single token was made: only the first request's count.
     assert engines[0].metric("generation_tokens_total") == 63
 
 
@@ -57,20 +57,19 @@ def test_a_long_stream_is_made_as_it_is_sent(engines: list[Engine], tmp_path: Pa
     engine = engines[0]
     before = rss_mb(engine)
     body = {"model": MODEL, "messages": HELLO, "max_tokens": 30_000_000, "stream": True}
-    started = time.monotonic()
-    with httpx.stream("POST", f"{engine.url}/v1/chat/completions", json=body, timeout=30) as r:
+    with httpx.stream("POST", f"{engine.url}/v1/chat/completions", json=body, timeout=60) as r:
         first = next(r.iter_bytes())
-        waited = time.monotonic() - started
         grown = rss_mb(engine) - before
     assert first.startswith(b"data: {")
-    # 30 million words made up front would be hundreds of MB and seconds before a byte.
+    # 30 million words made up front would be hundreds of MB before the first byte (the
+    # memory says it; how long the first byte took would depend on this machine's load).
     assert grown < 30, f"the engine grew by {grown:.0f} MB"
-    assert waited < 2
     # The client left: the engine stops making tokens, though none waits between them.
-    deadline = time.monotonic() + 10
-    while engine.metric("num_requests_running") > 0:
-        assert time.monotonic() < deadline, "the engine went on after the client left"
-        time.sleep(0.05)
+    wait_until(
+        lambda: engine.metric("num_requests_running") == 0,
+        60,
+        "the engine stopping the stream its client left",
+    )
     assert engine.metric("generation_tokens_total") < 30_000_000
 
 
