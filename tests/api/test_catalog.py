@@ -60,6 +60,20 @@ def test_organization_models(world: World) -> None:
     assert model_id not in world["other_owner"].get("/models").text
     renamed = world["admin"].put(f"/models/{mid}", json={"name": "Acme 2"})
     assert renamed.json()["name"] == "Acme 2"
+    # Its VM's cache disk and Hugging Face gating: defaults, then changed.
+    assert (created.json()["data_volume_gb"], created.json()["requires_hf_token"]) == (200, False)
+    changed = world["admin"].put(
+        f"/models/{mid}", json={"data_volume_gb": 500, "requires_hf_token": True}
+    )
+    assert (changed.json()["data_volume_gb"], changed.json()["requires_hf_token"]) == (500, True)
+    for field, bad in (("data_volume_gb", 5), ("data_volume_gb", 10**20), ("requires_hf_token", 1)):
+        refused = world["admin"].put(f"/models/{mid}", json={field: bad})
+        assert refused.status_code == 422, (field, bad, refused.text)
+    # Fields every model has: an explicit null is refused, never stored (nor a 500).
+    for field in ("price_per_1k_input_tokens_eur", "data_volume_gb", "requires_hf_token"):
+        refused = world["admin"].put(f"/models/{mid}", json={field: None})
+        assert refused.status_code == 422, (field, refused.text)
+    assert world["admin"].get(f"/models/{mid}").json()["data_volume_gb"] == 500
     public = next(m for m in world["admin"].get("/models").json() if m["organization_id"] is None)
     assert world["admin"].delete(f"/models/{public['id']}").status_code == 403
     assert (

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    CheckConstraint,
     ForeignKey,
     Index,
     Integer,
@@ -96,6 +97,9 @@ class InstanceType(Base):
 
 class InstanceTypeZone(Base):
     __tablename__ = "instance_type_zones"
+    __table_args__ = (
+        CheckConstraint("availability IN ('available', 'scarce', 'shortage')", name="availability"),
+    )
 
     instance_type_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), ForeignKey("instance_types.id", ondelete="CASCADE"), primary_key=True
@@ -104,6 +108,8 @@ class InstanceTypeZone(Base):
         UUID(as_uuid=True), ForeignKey("zones.id", ondelete="CASCADE"), primary_key=True
     )
     is_available: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # The provider's word on its stock here: available | scarce | shortage (no deployment).
+    availability: Mapped[str] = mapped_column(String(16), server_default=text("'available'"))
 
 
 class Model(Base):
@@ -111,6 +117,7 @@ class Model(Base):
 
     __tablename__ = "models"
     __table_args__ = (
+        CheckConstraint("data_volume_gb BETWEEN 10 AND 10000", name="data_volume_gb"),
         # Public models are unique by their engine id; private ones per organization.
         Index(
             "uq_models_public_model_id",
@@ -146,6 +153,10 @@ class Model(Base):
     technical_activation: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     economic_activation: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     engine_args: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    # The block volume holding the model's cache on its VM, where the provider makes disks.
+    data_volume_gb: Mapped[int] = mapped_column(Integer, server_default=text("200"))
+    # Gated on Hugging Face: its VM gets the platform's HF token (in user data only).
+    requires_hf_token: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[created_at_col]
     updated_at: Mapped[updated_at_col]
 

@@ -22,7 +22,16 @@ from inventiv_api.security.workspace import current_org_id
 from inventiv_common.db.models import Instance, Model
 
 # Fields a change may not clear (the others accept null).
-REQUIRED_FIELDS = ("name", "is_active", "required_vram_gb")
+# Fields a model always has: an explicit null for them is refused, not stored.
+REQUIRED_FIELDS = (
+    "name",
+    "is_active",
+    "required_vram_gb",
+    "price_per_1k_input_tokens_eur",
+    "price_per_1k_output_tokens_eur",
+    "data_volume_gb",
+    "requires_hf_token",
+)
 
 
 async def list_models(*, session: AsyncSession, principal: Principal) -> list[Model]:
