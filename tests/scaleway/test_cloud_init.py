@@ -33,7 +33,7 @@ from inventiv_common.providers.cloud_init import (
     engine_args_to_flags,
     render_user_data,
 )
-from tests.support.scaleway_vm import read_user_data, start_vm
+from tests.support.scaleway_vm import VmHost, read_user_data
 
 BOOTSTRAP = "bs_" + "b" * 40
 ENGINE_KEY = "ek_" + "e" * 40
@@ -204,7 +204,17 @@ def test_hostile_values_stay_inert(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "extra", [("--api-key", "x"), ("--port=1",), ("--host", "127.0.0.1"), ("--max-model-len=9",)]
+    "extra",
+    [
+        ("--api-key", "x"),
+        ("--api_key=x",),  # vLLM reads _ as -
+        ("--api-k", "x"),  # and takes abbreviations
+        ("--port=1",),
+        ("--host", "127.0.0.1"),
+        ("--max-model-len=9",),
+        ("-tp", "1"),
+        ("--config", "elsewhere.yaml"),
+    ],
 )
 def test_model_settings_cannot_override_the_platforms_flags(extra: tuple[str, ...]) -> None:
     with pytest.raises(ValueError, match="set by the platform"):
@@ -272,7 +282,10 @@ def test_the_vm_runs_a_real_agent_beside_an_engine_that_answers_only_with_the_ke
     tmp_path: Path,
 ) -> None:
     user_data = render_user_data(boot(max_model_len=2048))
-    vm = start_vm(user_data, tmp_path)
+    host = VmHost(tmp_path)  # as the fake cloud calls it on power-on and power-off
+    server = {"id": "3d1f6b0e-aaaa-4bbb-8ccc-dddddddddddd", "state": "running"}
+    host.on_running(server, {"cloud-init": user_data.encode()})
+    vm = host.vms[server["id"]]
     try:
         assert vm.wait_healthy("/healthz").json() == {"status": "ok"}
         # Ready means the agent found its engine serving the model, with the engine key.
@@ -301,7 +314,8 @@ def test_the_vm_runs_a_real_agent_beside_an_engine_that_answers_only_with_the_ke
             command_line = " ".join(process.cmdline())
             assert not any(secret in command_line for secret in SECRETS), command_line
     finally:
-        vm.stop()
+        host.on_stopped(server)
+    assert host.vms == {}
     # A power-off drains: the agent stopped its engine, then itself.
     assert vm.process.returncode in (0, -signal.SIGTERM), vm.output()
     events = (vm.state_dir / "worker-events.log").read_text().splitlines()

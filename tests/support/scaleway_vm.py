@@ -5,7 +5,8 @@ the agent's environment (the env file the unit sources) and vLLM's command line.
 `start_vm` is what a fake cloud does on power-on: it starts the real worker agent with
 exactly that environment, except for what this machine cannot have, each named below,
 and the repository's mock engine in place of vLLM, given the model, max model length
-and engine key the rendered command gives vLLM.
+and engine key the rendered command gives vLLM. `VmHost` holds those VMs by server id
+behind the fake Scaleway cloud's power hooks.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,3 +227,34 @@ def start_vm(user_data: str, work_dir: Path) -> RunningVm:
         env=env,
         log_path=log_path,
     )
+
+
+class VmHost:
+    """Where the fake cloud's servers run: `FakeScalewayCloud(on_running=host.on_running,
+    on_stopped=host.on_stopped)` boots each server's user data as a VM here. A server
+    keeps its directory across power cycles, as a VM keeps its disk."""
+
+    def __init__(self, work_dir: Path) -> None:
+        self.work_dir = work_dir
+        self.vms: dict[str, RunningVm] = {}
+        self._lock = threading.Lock()
+
+    def on_running(self, server: dict[str, Any], user_data: dict[str, bytes]) -> None:
+        server_id = str(server["id"])
+        vm = start_vm(user_data["cloud-init"].decode(), self.work_dir / server_id)
+        with self._lock:
+            previous, self.vms[server_id] = self.vms.get(server_id), vm
+        if previous is not None:
+            previous.stop()
+
+    def on_stopped(self, server: dict[str, Any]) -> None:
+        with self._lock:
+            vm = self.vms.pop(str(server["id"]), None)
+        if vm is not None:
+            vm.stop()
+
+    def stop_all(self) -> None:
+        with self._lock:
+            vms, self.vms = list(self.vms.values()), {}
+        for vm in vms:
+            vm.stop()

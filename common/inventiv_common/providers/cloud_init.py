@@ -47,21 +47,16 @@ AGENT_UNIT = "inventiv-worker.service"
 # Inside the engine's container: where the data volume is, and the HF cache on it.
 CONTAINER_MODELS = "/models"
 
-# Flags the template sets itself; a model's settings may not override them (an
-# `--api-key` or `--host` from a settings row must not open or move the engine).
-OWNED_ENGINE_FLAGS = frozenset(
-    {
-        "--api-key",
-        "--host",
-        "--port",
-        "--model",
-        "--served-model-name",
-        "--tensor-parallel-size",
-        "--max-model-len",
-        "--download-dir",
-        "--uds",
-    }
-)
+# Flags the template sets itself. A model's settings may not name them, nor abbreviate
+# them (vLLM's parser takes prefixes and `_` for `-`), so no settings row can open or
+# move the engine; they also come before the template's own, which win anyway.
+# fmt: off
+OWNED_ENGINE_FLAGS = frozenset({
+    "--api-key", "--config", "--host", "--port", "--model", "--served-model-name",
+    "--tensor-parallel-size", "--max-model-len", "--download-dir", "--uds",
+})
+# fmt: on
+OWNED_SHORT_FLAGS = frozenset({"-tp"})
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _WHEEL = re.compile(r"[A-Za-z0-9_.+-]+\.whl")
 _SETTING_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
@@ -97,8 +92,10 @@ class EngineLaunch:
             raise ValueError("image must be an image reference such as repo/name:tag")
         for arg in self.extra_args:
             _text("extra engine argument", arg)
-            if arg.split("=", 1)[0] in OWNED_ENGINE_FLAGS:
-                raise ValueError(f"engine argument {arg.split('=', 1)[0]} is set by the platform")
+            name = arg.split("=", 1)[0].replace("_", "-")
+            abbreviates = len(name) > 2 and any(f.startswith(name) for f in OWNED_ENGINE_FLAGS)
+            if name in OWNED_SHORT_FLAGS or (name.startswith("--") and abbreviates):
+                raise ValueError(f"engine argument {name[:40]} is set by the platform")
 
 
 @dataclass(frozen=True)
@@ -225,6 +222,7 @@ def engine_command(engine: EngineLaunch) -> list[str]:
         engine.image,
         "serve",
         engine.model,
+        *engine.extra_args,
         "--served-model-name",
         engine.served_name,
         "--host",
@@ -235,7 +233,6 @@ def engine_command(engine: EngineLaunch) -> list[str]:
         str(engine.gpu_count),
         "--max-model-len",
         str(engine.max_model_len),
-        *engine.extra_args,
     ]
 
 
