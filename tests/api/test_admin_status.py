@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ from inventiv_common.bus import Envelope
 from inventiv_common.messages import EVT_INSTANCE_STATUS_CHANGED, Channel
 from tests.api.conftest import ADMIN_PASSWORD, LiveApi, start_api
 from tests.support.redis_servers import REDIS_URL
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +39,12 @@ def _status(client: httpx.Client) -> dict:
 
 def test_status_shows_every_loop_and_the_one_subscription(own_api: LiveApi) -> None:
     owner = own_api.login("admin", ADMIN_PASSWORD)
-    deadline = time.monotonic() + 10
-    status = _status(owner)
-    while not status["bus"]["subscribed"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+
+    def subscribed() -> dict | None:
         status = _status(owner)
+        return status if status["bus"]["subscribed"] else None
+
+    status = wait_until(subscribed, 60, "the api subscribed to the bus")
     assert status["service"] == "inventiv-api"
     assert status["bus"]["subscribed"] is True
     assert status["bus"]["channels"] == ["instance_events"]
@@ -65,9 +66,16 @@ def test_many_feed_clients_share_one_subscription_and_see_only_their_workspace(
     received: list[list[dict]] = [[] for _ in range(3)]
     ready = [threading.Event() for _ in received]
     done = [threading.Event() for _ in received]
+    failures: list[BaseException] = []
 
     def listen(i: int) -> None:
-        with owner.stream("GET", "/events/instances", timeout=30) as response:
+        try:
+            follow(i)
+        except BaseException as exc:  # surfaced by the test, not lost with the thread
+            failures.append(exc)
+
+    def follow(i: int) -> None:
+        with owner.stream("GET", "/events/instances", timeout=60) as response:
             kind = None
             for line in response.iter_lines():
                 if line.startswith("event: "):
@@ -83,7 +91,7 @@ def test_many_feed_clients_share_one_subscription_and_see_only_their_workspace(
     threads = [threading.Thread(target=listen, args=(i,), daemon=True) for i in range(3)]
     for thread in threads:
         thread.start()
-    assert all(event.wait(10) for event in ready)
+    assert all(event.wait(60) for event in ready), failures
     assert _status(owner)["instance_feed"]["clients"] == 3
     r = redis.Redis.from_url(REDIS_URL)
     channel = f"{prefix}{Channel.instances.value}"
@@ -100,14 +108,16 @@ def test_many_feed_clients_share_one_subscription_and_see_only_their_workspace(
 
     change(uuid.uuid4(), "booting")  # another organization's change
     mine = change(org, "ready")
-    assert all(event.wait(10) for event in done)
+    assert all(event.wait(60) for event in done), failures
     for thread in threads:
-        thread.join(5)
+        thread.join(60)
+    assert not [t for t in threads if t.is_alive()] and failures == []
     assert [[e["instance_id"] for e in got] for got in received] == [[mine]] * 3
-    deadline = time.monotonic() + 10
-    while _status(owner)["instance_feed"]["clients"] and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert _status(owner)["instance_feed"]["clients"] == 0
+    wait_until(
+        lambda: _status(owner)["instance_feed"]["clients"] == 0,
+        60,
+        "the feed's clients gone once their streams closed",
+    )
 
 
 async def test_a_client_that_falls_behind_is_cut_off_and_the_others_keep_going() -> None:

@@ -21,6 +21,7 @@ from inventiv_common.db.models import Instance, InstanceType, Model, Organizatio
 from inventiv_common.loops import Loop
 from inventiv_common.settings import DEV_SECRET_FALLBACK
 from tests.support.mock_engine import MOCK_MODEL
+from tests.support.waiting import wait_until_async
 
 KEYRING = KeyRing(DEV_SECRET_FALLBACK)
 
@@ -195,20 +196,19 @@ async def test_engines_that_leave_the_table_lose_their_idle_connections(
     assert refresh.status()["routes"] >= 1 and refresh.status()["last_error"] is None
 
     # wake() (an instance changed state): a second pass runs at once, not after interval_s.
-    slow = RouteRefresh(table, pool, interval_s=60)
+    # The interval is an hour and the wait for the second pass a minute at most, so the
+    # pass that comes can only be the wake-up's.
+    slow = RouteRefresh(table, pool, interval_s=3600)
     stop = asyncio.Event()
     task = asyncio.create_task(slow.run(stop))
-    while slow.passes < 1:
-        await asyncio.sleep(0.01)
-    await asyncio.sleep(0.2)
-    assert slow.passes == 1  # waiting for its 60 s interval
+
+    async def passes(count: int) -> bool:
+        return slow.passes >= count
+
+    await wait_until_async(lambda: passes(1), 60, "the route refresh's first pass")
+    assert slow.passes == 1  # now waiting for its interval
     slow.wake()
-
-    async def second_pass() -> None:
-        while slow.passes < 2:
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(second_pass(), 5)
+    await wait_until_async(lambda: passes(2), 60, "a pass right after wake()")
     task.cancel()
     await pool.close()
     server.close()
