@@ -3,19 +3,28 @@ user data reaching the VM's boot hook, and nothing left held at the end."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 import pytest
+from scaleway import Client
+from scaleway.block.v1 import BlockV1API
 from scaleway.block.v1alpha1 import BlockV1Alpha1API, CreateVolumeRequestFromEmpty
 from scaleway.instance.v1 import VolumeServerTemplate
 from scaleway.instance.v1.custom_api import InstanceUtilsV1API
 from scaleway.marketplace.v2 import MarketplaceV2API
 from scaleway_core.api import ScalewayException
 
+from inventiv_common.net import free_port
 from tests.scaleway.conftest import GPU_ZONE, gpu_image_id, sdk_client, wait_for_state
 from tests.support.fake_scaleway import FakeScalewayCloud, FakeScalewayServer
+from tests.support.paths import ROOT
 
 GB = 1000**3
 CLOUD_INIT = b"#cloud-config\nwrite_files:\n  - path: /etc/inventiv/agent.env\n"
@@ -247,3 +256,46 @@ def test_lists_page_like_scaleway(instance: InstanceUtilsV1API, block: BlockV1Al
     assert (len(first.volumes), first.total_count) == (2, 3)
     # Block Storage matches volumes carrying ANY of the tags asked for.
     assert sorted(v.name for v in block.list_volumes(tags=["t0", "t2"]).volumes) == ["v-0", "v-2"]
+
+
+def test_block_v1_and_v1alpha1_show_the_same_volumes(
+    client: Client, block: BlockV1Alpha1API
+) -> None:
+    made = block.create_volume(name="cache", from_empty=CreateVolumeRequestFromEmpty(size=GB))
+    assert made.status == "creating"  # a volume is usable once it is available
+    stable = BlockV1API(client).get_volume(volume_id=made.id)
+    assert (stable.name, stable.size, stable.project_id) == ("cache", GB, made.project_id)
+    listed = BlockV1API(client).list_volumes(include_deleted=False).volumes
+    assert [v.id for v in listed] == [made.id]
+
+
+def test_runs_on_its_own_for_make_dev(tmp_path: Path) -> None:
+    port = free_port()
+    log = (tmp_path / "fake-scaleway.log").open("w+")
+    command = [sys.executable, "-m", "tests.support.fake_scaleway", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 20
+        while "SCALEWAY_API_URL" not in log_text(log) and time.monotonic() < deadline:
+            assert process.poll() is None, log_text(log)
+            time.sleep(0.05)
+        settings = dict(word.split("=", 1) for word in log_text(log).split())
+        assert settings["SCALEWAY_API_URL"] == f"http://127.0.0.1:{port}"
+        client = Client(
+            access_key=settings["SCW_ACCESS_KEY"],
+            secret_key=settings["SCW_SECRET_KEY"],
+            default_project_id=settings["SCW_DEFAULT_PROJECT_ID"],
+            default_zone=GPU_ZONE,
+            api_url=settings["SCALEWAY_API_URL"],
+            api_allow_insecure=True,
+        )
+        assert "H100-1-80G" in InstanceUtilsV1API(client).list_servers_types().servers
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=20) == 0
+        log.close()
+
+
+def log_text(log: IO[str]) -> str:
+    log.seek(0)
+    return log.read()
