@@ -118,11 +118,13 @@ def test_secrets_live_only_in_the_root_only_env_file() -> None:
     assert plan.agent_env["ENGINE_API_KEY"] == ENGINE_KEY
     # Everything else (the document without that file's content) holds none of them,
     # nor do the command lines the VM will show in its process list.
-    rest = dict(plan.document, write_files=[f for f in plan.document["write_files"]])
-    rest["write_files"] = [
-        {**f, "content": ""} if f["path"] == cloud_init.AGENT_ENV_FILE else f
-        for f in rest["write_files"]
-    ]
+    rest = dict(
+        plan.document,
+        write_files=[
+            {**f, "content": ""} if f["path"] == cloud_init.AGENT_ENV_FILE else f
+            for f in plan.document["write_files"]
+        ],
+    )
     visible = [
         yaml.safe_dump(rest),
         plan.agent_env["ENGINE_COMMAND"],
