@@ -34,7 +34,7 @@ class _Failure:
 
     def error(self, path: str) -> ScalewayError:
         if self.raw_text is not None:
-            return _RawFailure(self.status, self.raw_text)
+            return RawFailure(self.status, self.raw_text)
         if self.status == 409:
             return ScalewayError(
                 409,
@@ -49,7 +49,7 @@ class _Failure:
         return ScalewayError(self.status, {"message": "service temporarily unavailable"})
 
 
-class _RawFailure(ScalewayError):
+class RawFailure(ScalewayError):
     """A failure whose body is not JSON (what a proxy in front of an API may send)."""
 
     def __init__(self, status: int, text: str) -> None:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from tests.support.fake_scaleway import errors
 from tests.support.fake_scaleway.cloud import FakeScalewayCloud
-from tests.support.fake_scaleway.faults import _RawFailure
+from tests.support.fake_scaleway.faults import RawFailure
 from tests.support.fake_scaleway.state import Account
 
 MAX_PAGE_SIZE = 100
@@ -164,7 +164,7 @@ class _Server(ThreadingHTTPServer):
     def answer(self, call: Call) -> Reply:
         try:
             reply = self._dispatch(call)
-        except _RawFailure as exc:
+        except RawFailure as exc:
             reply = Reply(exc.status, exc.raw_text.encode())
         except errors.ScalewayError as exc:
             reply = Reply(exc.status, exc.body)
