@@ -37,6 +37,17 @@ class ServerSpec:
     bootstrap_secret: str
     engine_key: str
     heartbeat_interval_s: float = 10.0
+    # Sizes where the provider makes real disks (0: the provider's default): the boot
+    # volume for the type, the data volume for the model's cache.
+    boot_volume_gb: int = 0
+    data_volume_gb: int = 0
+    # How a real engine (vLLM) runs the model: across the type's GPUs, up to the model's
+    # context, with the model's own engine settings, and a Hugging Face token when the
+    # model is gated (a secret: it travels only where the engine key does).
+    gpu_count: int = 1
+    max_model_len: int = 8192
+    engine_args: dict[str, object] = field(default_factory=dict)
+    hf_token: str | None = None
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,14 @@ class ProviderServer:
 class CatalogType:
     code: str
     hourly_price_eur: Decimal
-    zones: tuple[str, ...]
+    zones: tuple[str, ...]  # where it can be deployed now
+    # What the provider says of it, where it says it (0: not said).
+    gpu_count: int = 0
+    gpu_memory_gb: int = 0
+    vcpus: int = 0
+    ram_gb: int = 0
+    # zone -> available | scarce | shortage, for the zones the provider reports on.
+    availability: dict[str, str] = field(default_factory=dict)
 
 
 class CloudProvider(Protocol):

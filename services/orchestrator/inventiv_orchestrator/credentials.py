@@ -9,6 +9,7 @@ stop, so one save gives one log entry whatever the number of replicas.
 from __future__ import annotations
 
 import logging
+import uuid
 
 from sqlalchemy import func, select, text
 
@@ -39,7 +40,7 @@ async def check_credentials(ctx: Context, envelope: Envelope) -> None:
         )
         if already:
             return
-        error_code, error = await _ask(ctx, code)
+        error_code, error = await _ask(ctx, code, envelope.organization_id)
         log_action(
             session,
             None,
@@ -55,10 +56,14 @@ async def check_credentials(ctx: Context, envelope: Envelope) -> None:
         await session.commit()
 
 
-async def _ask(ctx: Context, code: str) -> tuple[str | None, str | None]:
+async def _ask(
+    ctx: Context, code: str, organization_id: uuid.UUID | None
+) -> tuple[str | None, str | None]:
     """(None, None) when the provider accepts the credentials, else (code, reason)."""
     try:
-        provider = ctx.provider(code)
+        if organization_id is None:
+            raise KeyError(code)
+        provider = await ctx.provider_for(code, organization_id)
     except KeyError:
         return "provider_not_configured", f"no {code!r} provider runs in this orchestrator"
     try:

@@ -7,18 +7,24 @@ from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
-from inventiv_common.settings import CommonSettings, load_settings
+from inventiv_common.providers.scaleway.settings import ScalewaySettings
+from inventiv_common.settings import load_settings
 
 
-class OrchestratorSettings(CommonSettings):
+class OrchestratorSettings(ScalewaySettings):
     service_name: ClassVar[str] = "inventiv-orchestrator"
     # It decrypts provider credentials to call the providers.
-    secret_fields: ClassVar[set[str]] = CommonSettings.secret_fields | {"provider_settings_key"}
+    secret_fields: ClassVar[set[str]] = ScalewaySettings.secret_fields | {
+        "provider_settings_key",
+        "hf_token",
+    }
     required_secrets: ClassVar[tuple[str, ...]] = ("provider_settings_key",)
 
     provider_settings_key: SecretStr | None = Field(
         default=None, validation_alias="PROVIDER_SETTINGS_KEY"
     )
+    # Given to the VMs of models gated on Hugging Face (models.requires_hf_token) only.
+    hf_token: SecretStr | None = Field(default=None, validation_alias="HF_TOKEN")
 
     port: int = Field(default=8001, ge=1, le=65535, validation_alias="ORCHESTRATOR_PORT")
     migrate_on_boot: bool = Field(default=True, validation_alias="MIGRATE_ON_BOOT")

@@ -13,6 +13,7 @@ Rows are read as plain tuples; only the few that change are loaded as ORM object
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,10 +28,12 @@ from inventiv_common.actions import log_action
 from inventiv_common.bus import commit_and_publish
 from inventiv_common.db.models import Instance, Provider
 from inventiv_common.lifecycle import InstanceStatus as S
-from inventiv_common.providers.base import ProviderServer
+from inventiv_common.providers.base import ProviderError, ProviderServer
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 from inventiv_orchestrator.transitions import record_step, transition
+
+log = logging.getLogger(__name__)
 
 INSTANCES = cast(Table, Instance.__table__)
 WATCHED = (S.booting, S.installing, S.starting, S.ready, S.unhealthy)
@@ -61,14 +64,27 @@ class Inventory:
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
         self.servers: dict[str, ProviderServer] = {}
+        self.unasked: set[str] = set()
 
     async def prepare(self, rows: list[Row[Any]]) -> None:
-        wanted: dict[str, list[str]] = {}
+        # Per provider and organization: an organization may have an account of its own.
+        wanted: dict[tuple[str, uuid.UUID], list[str]] = {}
         for row in rows:
             if row.provider_instance_id:
-                wanted.setdefault(row.provider_code, []).append(row.provider_instance_id)
-        for code, ids in wanted.items():
-            found = await self.ctx.provider(code).get_many(ids)
+                key = (row.provider_code, row.organization_id)
+                wanted.setdefault(key, []).append(row.provider_instance_id)
+        for (code, organization_id), ids in wanted.items():
+            try:
+                provider = await self.ctx.provider_for(code, organization_id)
+                found = await provider.get_many(ids)
+            except (KeyError, ProviderError) as exc:
+                # Not asked is not gone: these are judged when the provider answers.
+                log.warning(
+                    "servers not looked up this pass",
+                    extra={"provider": code, "servers": len(ids), "error": str(exc)[:300]},
+                )
+                self.unasked.update(ids)
+                continue
             self.servers.update((server.provider_id, server) for server in found)
 
     def server(self, server_id: str | None) -> ProviderServer | None:
@@ -151,6 +167,7 @@ class HealthLoop(Loop):
                     select(
                         c.id,
                         c.status,
+                        c.organization_id,
                         c.provider_instance_id,
                         c.worker_phase,
                         c.worker_status,
@@ -182,6 +199,8 @@ class HealthLoop(Loop):
         and apply what the fresh rows call for. Returns how many were looked at."""
         c = INSTANCES.c
         await inventory.prepare(rows)
+        looked_at = len(rows)
+        rows = [row for row in rows if row.provider_instance_id not in inventory.unasked]
         observed = await self._observe_all(rows, inventory)
         now = datetime.now(UTC)
         changing = [row.id for row in rows if self.decide(row, *observed[row.id], now)]
@@ -207,7 +226,7 @@ class HealthLoop(Loop):
                 await session.commit()
         if changing:
             await self._move(changing, observed, now)
-        return len(rows)
+        return looked_at
 
     async def _move(
         self,

@@ -11,6 +11,7 @@ import logging
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -32,11 +33,25 @@ from inventiv_orchestrator.transitions import record_step, transition
 
 # Instances claimed per transaction, and transactions in flight. The creates of a batch
 # run concurrently (a provider call is mostly waiting); the database work of the batch
-# (claim, codes, results) costs a handful of statements, not a handful per instance.
+# (claim, targets, results) costs a handful of statements, not a handful per instance.
 BATCH = 32
 PARALLEL_BATCHES = 2
 MAX_PER_PASS = 2000
 log = logging.getLogger(__name__)
+
+
+class Target(NamedTuple):
+    """Where and what one instance's server is: read with the batch, in one query."""
+
+    provider: str
+    zone: str
+    instance_type: str
+    gpu_count: int
+    model: str
+    context_length: int
+    data_volume_gb: int
+    engine_args: dict[str, Any] | None
+    requires_hf_token: bool
 
 
 class ProvisioningLoop(Loop):
@@ -83,11 +98,11 @@ class ProvisioningLoop(Loop):
                     ],
                     BATCH,
                 )
-            codes = await self._codes(session, instances)
-            outcomes = await asyncio.gather(*(self._create(i, codes[i.id]) for i in instances))
+            targets = await self._targets(session, instances)
+            outcomes = await asyncio.gather(*(self._create(i, targets[i.id]) for i in instances))
             for instance, outcome in zip(instances, outcomes, strict=True):
                 if isinstance(outcome, ProviderServer):
-                    self._record(session, instance, codes[instance.id], outcome)
+                    self._record(session, instance, targets[instance.id], outcome)
                 else:
                     self._failed_attempt(session, instance, outcome)
             await self._track_volumes(session, instances, outcomes)
@@ -103,38 +118,51 @@ class ProvisioningLoop(Loop):
         ]
 
     @staticmethod
-    async def _codes(
-        session: AsyncSession, instances: list[Instance]
-    ) -> dict[uuid.UUID, tuple[str, str, str, str]]:
-        """instance id -> (provider, zone, instance type, model) codes, in one query."""
+    async def _targets(session: AsyncSession, instances: list[Instance]) -> dict[uuid.UUID, Target]:
+        """instance id -> where and what to create, in one query."""
         rows = await session.execute(
-            select(Instance.id, Provider.code, Zone.code, InstanceType.code, Model.model_id)
+            select(
+                Instance.id,
+                Provider.code,
+                Zone.code,
+                InstanceType.code,
+                InstanceType.gpu_count,
+                Model.model_id,
+                Model.context_length,
+                Model.data_volume_gb,
+                Model.engine_args,
+                Model.requires_hf_token,
+            )
             .join(Provider, Provider.id == Instance.provider_id)
             .join(Zone, Zone.id == Instance.zone_id)
             .join(InstanceType, InstanceType.id == Instance.instance_type_id)
             .join(Model, Model.id == Instance.model_id)
             .where(Instance.id.in_([i.id for i in instances]))
         )
-        return {row[0]: (row[1], row[2], row[3], row[4]) for row in rows}
+        return {row[0]: Target(*row[1:]) for row in rows}
 
-    async def _create(
-        self, instance: Instance, codes: tuple[str, str, str, str]
-    ) -> ProviderServer | Exception:
+    async def _create(self, instance: Instance, target: Target) -> ProviderServer | Exception:
         """The server made (with its volumes), or why it could not be."""
-        provider_code, zone, type_code, model = codes
+        settings = self.ctx.settings
         secrets = instance_secrets.open_secrets(instance, self.ctx.keyring)
+        hf_token = settings.hf_token.get_secret_value() if settings.hf_token else None
         spec = ServerSpec(
             name=str(instance.id),
-            zone=zone,
-            instance_type=type_code,
-            model=model,
-            control_plane_url=self.ctx.settings.worker_control_plane_url,
+            zone=target.zone,
+            instance_type=target.instance_type,
+            model=target.model,
+            control_plane_url=settings.worker_control_plane_url,
             bootstrap_secret=secrets.bootstrap_secret,
             engine_key=secrets.engine_key,
-            heartbeat_interval_s=self.ctx.settings.worker_heartbeat_interval_s,
+            heartbeat_interval_s=settings.worker_heartbeat_interval_s,
+            data_volume_gb=target.data_volume_gb,
+            gpu_count=max(1, target.gpu_count),
+            max_model_len=target.context_length,
+            engine_args=dict(target.engine_args or {}),
+            hf_token=hf_token if target.requires_hf_token else None,
         )
         try:
-            provider = self.ctx.provider(provider_code)
+            provider = await self.ctx.provider_for(target.provider, instance.organization_id)
             server = await provider.create(spec)
             if server.volumes:
                 return server
@@ -150,7 +178,7 @@ class ProvisioningLoop(Loop):
         self,
         session: AsyncSession,
         instance: Instance,
-        codes: tuple[str, str, str, str],
+        target: Target,
         server: ProviderServer,
     ) -> None:
         now = datetime.now(UTC)
@@ -167,7 +195,11 @@ class ProvisioningLoop(Loop):
             instance,
             actions.PROVIDER_CREATE,
             component="orchestrator",
-            details={"provider": codes[0], "server": server.provider_id, "zone": codes[1]},
+            details={
+                "provider": target.provider,
+                "server": server.provider_id,
+                "zone": target.zone,
+            },
         )
         transition(
             session,

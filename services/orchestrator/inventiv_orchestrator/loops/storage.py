@@ -42,7 +42,7 @@ class StorageLoop(Loop):
 
     async def run_once(self) -> int:
         acted = 0
-        for code, provider in self.ctx.providers.items():
+        for code, provider in await self.ctx.every_account():
             volumes = await provider.list_volumes()
             async with self.ctx.session_factory() as session:
                 provider_id = await session.scalar(select(Provider.id).where(Provider.code == code))

@@ -69,8 +69,8 @@ class TerminatorLoop(Loop):
         provider_code = await session.scalar(
             select(Provider.code).where(Provider.id == instance.provider_id)
         )
-        provider = self.ctx.provider(str(provider_code))
         try:
+            provider = await self.ctx.provider_for(str(provider_code), instance.organization_id)
             server_id = instance.provider_instance_id
             if server_id is None:
                 # A create may have succeeded without its answer being recorded.
@@ -86,14 +86,14 @@ class TerminatorLoop(Loop):
                     details={"server": server_id},
                 )
             await self._delete_volumes(session, instance, provider)
-        except ProviderError as exc:
+        except (ProviderError, KeyError) as exc:
             log_action(
                 session,
                 instance,
                 actions.PROVIDER_TERMINATE,
                 component="orchestrator",
                 status="failed",
-                error_code=exc.code,
+                error_code=getattr(exc, "code", "provider_not_configured"),
                 error_message=str(exc),
             )
             return  # retried on the next pass

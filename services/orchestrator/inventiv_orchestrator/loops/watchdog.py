@@ -33,7 +33,7 @@ class WatchdogLoop(Loop):
 
     async def run_once(self) -> int:
         acted = 0
-        for code, provider in self.ctx.providers.items():
+        for code, provider in await self.ctx.every_account():
             servers = await provider.list_servers()
             names = {s.name for s in servers}
             async with self.ctx.session_factory() as session:

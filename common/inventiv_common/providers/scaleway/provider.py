@@ -1,0 +1,484 @@
+"""The Scaleway provider: GPU servers through the official SDK (`scaleway`).
+
+Every server and volume we make carries the tag `inventiv` and the tag of its instance
+(`inventiv-instance=<id>`); the server is named after the instance. That is what makes
+`create` idempotent across retries and restarts (a server carrying the instance's tag
+is adopted, never made twice) and lets the watchdog and the storage loop find what is
+ours in a project shared with other uses.
+
+A create, step by step, each safe to repeat: the server (stopped, its boot volume on
+block storage sized for the type), the model-cache data volume (block storage, sized
+for the model, attached), the cloud-init user data, then power-on. It returns as soon as
+the server is starting: the lifecycle's health pass follows it to `running` (and its
+public IP) within the booting deadline, as for every provider.
+
+Provider ids are `<zone>/<uuid>`: Scaleway's ids live in a zone, and every call needs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from scaleway import Client
+from scaleway.block.v1 import BlockV1API
+from scaleway.block.v1.types import CreateVolumeRequestFromEmpty
+from scaleway.block.v1.types import Volume as BlockVolume
+from scaleway.instance.v1 import Server, VolumeServerTemplate
+from scaleway.instance.v1.custom_api import InstanceUtilsV1API
+from scaleway.marketplace.v2 import MarketplaceV2API
+
+from inventiv_common.providers.base import (
+    CatalogType,
+    ProviderError,
+    ProviderServer,
+    ProviderVolume,
+    ServerSpec,
+)
+from inventiv_common.providers.scaleway.calls import SdkCalls
+from inventiv_common.providers.scaleway.errors import (
+    INVALID_ARGUMENT,
+    INVALID_CREDENTIALS,
+    NOT_FOUND,
+    PERMISSION_DENIED,
+)
+
+DEFAULT_API_URL = "https://api.scaleway.com"
+OURS = "inventiv"
+GB = 1_000_000_000  # Scaleway sizes volumes in bytes, by powers of ten
+# How long a new block volume may take to become attachable.
+VOLUME_READY_S = 60.0
+
+
+def instance_tag(name: str) -> str:
+    return f"{OURS}-instance={name}"
+
+
+@dataclass(frozen=True)
+class ScalewayConfig:
+    access_key: str
+    secret_key: str
+    project_id: str
+    zones: tuple[str, ...] = ("fr-par-2",)
+    api_url: str = DEFAULT_API_URL
+    # A marketplace label; Scaleway's GPU OS images carry the NVIDIA driver and Docker.
+    image_label: str = "ubuntu_jammy_gpu_os_12"
+    boot_volume_gb: int = 125
+    data_volume_gb: int = 200
+    # The ports the VM's boot opens (cloud-init): the worker agent's, and the engine's.
+    agent_port: int = 8080
+    engine_port: int = 8000
+    max_in_flight: int = 8
+    call_timeout_s: float = 60.0
+
+
+UserData = Callable[[ServerSpec], bytes]
+
+
+class ScalewayProvider:
+    code = "scaleway"
+
+    def __init__(self, config: ScalewayConfig, user_data: UserData) -> None:
+        self.config = config
+        self.user_data = user_data
+        client = Client(
+            access_key=config.access_key,
+            secret_key=config.secret_key,
+            default_project_id=config.project_id,
+            default_zone=config.zones[0] if config.zones else "fr-par-2",
+            api_url=config.api_url,
+            # Plain HTTP only for a local API (the fake Scaleway of tests and make dev).
+            api_allow_insecure=config.api_url.startswith("http://"),
+        )
+        self.client = client
+        # Malformed keys are reported by check_credentials, not by a constructor.
+        self.instance = InstanceUtilsV1API(client, bypass_validation=True)
+        self.block = BlockV1API(client, bypass_validation=True)
+        self.marketplace = MarketplaceV2API(client, bypass_validation=True)
+        self.calls = SdkCalls(max_in_flight=config.max_in_flight, timeout_s=config.call_timeout_s)
+        self._images: dict[tuple[str, str], str] = {}
+
+    # -- the lifecycle ----------------------------------------------------------------
+    async def create(self, spec: ServerSpec) -> ProviderServer:
+        zone, tag = spec.zone, instance_tag(spec.name)
+        server = await self._tagged_server(zone, tag)
+        if server is None:
+            image = await self._image(zone, spec.instance_type)
+            boot_gb = max(spec.boot_volume_gb or 0, self.config.boot_volume_gb)
+            made = await self.calls(
+                "creating the server",
+                self.instance.create_server,
+                zone=zone,
+                commercial_type=spec.instance_type,
+                name=f"{OURS}-{spec.name}",
+                image=image,
+                volumes={
+                    "0": VolumeServerTemplate(
+                        volume_type="sbs_volume",
+                        boot=True,
+                        size=boot_gb * GB,
+                    )
+                },
+                dynamic_ip_required=True,
+                project=self.config.project_id,
+                tags=[OURS, tag],
+            )
+            server = made.server
+            if server is None:
+                raise ProviderError("Scaleway answered a create without its server")
+        data = await self._data_volume(zone, spec, server)
+        if str(server.state) in ("stopped", "stopped_in_place"):
+            # Set at every attempt: a retry after a crash sets the same content again.
+            content = self.user_data(spec)
+            await self.calls(
+                "setting the server's user data",
+                self.instance.set_server_user_data,
+                server_id=server.id,
+                key="cloud-init",
+                content=content,
+                zone=zone,
+            )
+            await self.calls(
+                "powering the server on",
+                self.instance.server_action,
+                server_id=server.id,
+                zone=zone,
+                action="poweron",
+            )
+            server = await self._server(zone, server.id) or server
+        found = self._provider_server(server, name=spec.name)
+        boot = self._boot_volume(server, spec.name)
+        volumes = (*((boot,) if boot else ()), data)
+        return ProviderServer(**{**found.__dict__, "volumes": volumes})
+
+    async def get(self, provider_id: str) -> ProviderServer | None:
+        zone, server_id = split_id(provider_id)
+        server = await self._server(zone, server_id)
+        return self._provider_server(server) if server else None
+
+    async def get_many(self, provider_ids: Sequence[str]) -> list[ProviderServer]:
+        by_zone: dict[str, list[str]] = {}
+        for provider_id in provider_ids:
+            zone, server_id = split_id(provider_id)
+            by_zone.setdefault(zone, []).append(server_id)
+        found: list[ProviderServer] = []
+        for zone, ids in by_zone.items():
+            for start in range(0, len(ids), 100):
+                servers = await self.calls(
+                    "listing servers",
+                    self.instance.list_servers_all,
+                    zone=zone,
+                    servers=ids[start : start + 100],
+                )
+                found += [self._provider_server(s) for s in servers]
+        return found
+
+    async def find_by_name(self, name: str) -> ProviderServer | None:
+        for zone in self.config.zones:
+            server = await self._tagged_server(zone, instance_tag(name))
+            if server is not None:
+                return self._provider_server(server, name=name)
+        return None
+
+    async def terminate(self, provider_id: str) -> None:
+        """Ask the server to go; the next call finds it going or gone. Its block
+        volumes outlive it (Scaleway only detaches them): the terminator deletes them
+        once detached, which Scaleway refuses (a retryable error) while it is going."""
+        zone, server_id = split_id(provider_id)
+        server = await self._server(zone, server_id)
+        if server is None:
+            return
+        state = str(server.state)
+        if state in ("running", "starting"):
+            # Powers off and deletes; the server's dynamic IP goes with it.
+            await self.calls(
+                "terminating the server",
+                self.instance.server_action,
+                server_id=server_id,
+                zone=zone,
+                action="terminate",
+            )
+        elif state in ("stopped", "stopped_in_place"):
+            await self.calls(
+                "deleting the server", self.instance.delete_server, zone=zone, server_id=server_id
+            )
+        await self._release_flexible_ips(zone, server)
+
+    async def list_servers(self) -> list[ProviderServer]:
+        found: list[ProviderServer] = []
+        for zone in self.config.zones:
+            servers = await self.calls(
+                "listing our servers",
+                self.instance.list_servers_all,
+                zone=zone,
+                project=self.config.project_id,
+                tags=[OURS],
+            )
+            found += [self._provider_server(s) for s in servers]
+        return found
+
+    async def list_volumes(self, server_id: str | None = None) -> list[ProviderVolume]:
+        zones = self.config.zones
+        wanted = None
+        if server_id is not None:
+            zone, wanted = split_id(server_id)
+            zones = (zone,)
+        found: list[ProviderVolume] = []
+        for zone in zones:
+            volumes = await self.calls(
+                "listing our volumes",
+                self.block.list_volumes_all,
+                zone=zone,
+                project_id=self.config.project_id,
+                tags=[OURS],
+                product_resource_id=wanted,
+            )
+            found += [self._provider_volume(v) for v in volumes]
+        return found
+
+    async def delete_volume(self, provider_id: str) -> None:
+        zone, volume_id = split_id(provider_id)
+        try:
+            await self.calls(
+                "deleting a volume", self.block.delete_volume, zone=zone, volume_id=volume_id
+            )
+        except ProviderError as exc:
+            if exc.code != NOT_FOUND:
+                raise
+
+    # -- the catalog and the account --------------------------------------------------
+    async def sync_catalog(self) -> list[CatalogType]:
+        """GPU types with their price and size, and where they are offered now: a type
+        is offered in a zone unless Scaleway says it is in shortage there."""
+        types: dict[str, CatalogType] = {}
+        for zone in self.config.zones:
+            listed = await self.calls(
+                "listing server types", self.instance.list_servers_types, zone=zone, per_page=100
+            )
+            stock = await self.calls(
+                "reading server type availability",
+                self.instance.get_server_types_availability,
+                zone=zone,
+                per_page=100,
+            )
+            for code, kind in listed.servers.items():
+                if not kind.gpu:
+                    continue
+                availability = stock.servers.get(code)
+                state = str(availability.availability) if availability else "shortage"
+                known = types.get(code)
+                zones = dict(known.availability) if known else {}
+                zones[zone] = state
+                info = kind.gpu_info
+                types[code] = CatalogType(
+                    code=code,
+                    hourly_price_eur=Decimal(str(kind.hourly_price)),
+                    zones=tuple(z for z, s in zones.items() if s != "shortage"),
+                    gpu_count=int(kind.gpu or 0),
+                    gpu_memory_gb=round((info.gpu_memory if info else 0) / GB),
+                    vcpus=kind.ncpus,
+                    ram_gb=round(kind.ram / 1024**3),
+                    availability=zones,
+                )
+        return list(types.values())
+
+    async def check_credentials(self) -> bool:
+        """True when Scaleway accepts the keys for the project. A refusal is False; a
+        Scaleway that cannot be asked raises (the caller says so rather than guess)."""
+        try:
+            self.client.validate()
+        except Exception:
+            return False  # malformed: not even worth asking
+        try:
+            await self.calls(
+                "checking the credentials",
+                self.instance.list_servers,
+                zone=self.config.zones[0],
+                project=self.config.project_id,
+                per_page=1,
+            )
+        except ProviderError as exc:
+            if exc.code in (INVALID_CREDENTIALS, PERMISSION_DENIED):
+                return False
+            raise
+        return True
+
+    # -- plumbing ---------------------------------------------------------------------
+    async def _tagged_server(self, zone: str, tag: str) -> Server | None:
+        servers = await self.calls(
+            "looking for the instance's server",
+            self.instance.list_servers_all,
+            zone=zone,
+            project=self.config.project_id,
+            tags=[tag],
+        )
+        return servers[0] if servers else None
+
+    async def _server(self, zone: str, server_id: str) -> Server | None:
+        try:
+            found = await self.calls(
+                "reading the server", self.instance.get_server, zone=zone, server_id=server_id
+            )
+        except ProviderError as exc:
+            if exc.code == NOT_FOUND:
+                return None
+            raise
+        return found.server
+
+    async def _image(self, zone: str, commercial_type: str) -> str:
+        key = (zone, commercial_type)
+        if key not in self._images:
+            images = await self.calls(
+                "finding the image",
+                self.marketplace.list_local_images_all,
+                zone=zone,
+                image_label=self.config.image_label,
+            )
+            fitting = [i for i in images if commercial_type in i.compatible_commercial_types]
+            if not fitting:
+                raise ProviderError(
+                    f"no image {self.config.image_label!r} for {commercial_type} in {zone}",
+                    retryable=False,
+                    code=INVALID_ARGUMENT,
+                )
+            self._images[key] = fitting[0].id
+        return self._images[key]
+
+    async def _data_volume(self, zone: str, spec: ServerSpec, server: Server) -> ProviderVolume:
+        """The model cache: found by its tags, else made; attached to the server."""
+        tags = [OURS, instance_tag(spec.name), "inventiv-volume=data"]
+        found = await self.calls(
+            "looking for the data volume",
+            self.block.list_volumes_all,
+            zone=zone,
+            project_id=self.config.project_id,
+            tags=tags,
+        )
+        volume: BlockVolume
+        if found:
+            volume = found[0]
+        else:
+            volume = await self.calls(
+                "creating the data volume",
+                self.block.create_volume,
+                zone=zone,
+                name=f"{OURS}-{spec.name}-data",
+                project_id=self.config.project_id,
+                from_empty=CreateVolumeRequestFromEmpty(
+                    size=(spec.data_volume_gb or self.config.data_volume_gb) * GB
+                ),
+                tags=tags,
+            )
+        if not any(r.product_resource_id == server.id for r in volume.references):
+            volume = await self._until_available(zone, volume)
+            await self.calls(
+                "attaching the data volume",
+                self.instance.attach_server_volume,
+                server_id=server.id,
+                volume_id=volume.id,
+                zone=zone,
+                volume_type="sbs_volume",
+            )
+        return ProviderVolume(
+            provider_id=f"{zone}/{volume.id}",
+            name=volume.name,
+            zone=zone,
+            size_gb=volume.size // GB,
+            server_id=f"{zone}/{server.id}",
+            volume_type="sbs_volume",
+        )
+
+    async def _until_available(self, zone: str, volume: BlockVolume) -> BlockVolume:
+        deadline = time.monotonic() + VOLUME_READY_S
+        while str(volume.status) != "available":
+            if time.monotonic() > deadline:
+                raise ProviderError(f"the data volume stayed {volume.status}; will retry")
+            await asyncio.sleep(1.0)
+            volume = await self.calls(
+                "reading the data volume", self.block.get_volume, zone=zone, volume_id=volume.id
+            )
+        return volume
+
+    async def _release_flexible_ips(self, zone: str, server: Server) -> None:
+        """Flexible IPs tagged ours and bound to this server (a dynamic IP goes with
+        its server on its own)."""
+        for ip in server.public_ips or []:
+            if ip.dynamic:
+                continue
+            try:
+                await self.calls(
+                    "releasing the public IP", self.instance.delete_ip, zone=zone, ip=ip.id
+                )
+            except ProviderError as exc:
+                if exc.code != NOT_FOUND:
+                    raise
+
+    def _provider_server(self, server: Server, name: str | None = None) -> ProviderServer:
+        zone = str(server.zone)
+        address = server.public_ip.address if server.public_ip else None
+        if address is None and server.public_ips:
+            address = server.public_ips[0].address
+        state = str(server.state)
+        return ProviderServer(
+            provider_id=f"{zone}/{server.id}",
+            name=name or server.name.removeprefix(f"{OURS}-"),
+            status=state if state in ("running", "starting") else "stopped",
+            zone=zone,
+            ip_address=address,
+            health_port=self.config.agent_port,
+            engine_port=self.config.engine_port,
+            details={"commercial_type": server.commercial_type, "state": state},
+        )
+
+    @staticmethod
+    def _boot_volume(server: Server, name: str) -> ProviderVolume | None:
+        for volume in (server.volumes or {}).values():
+            if volume.boot:
+                zone = str(server.zone)
+                return ProviderVolume(
+                    provider_id=f"{zone}/{volume.id}",
+                    name=f"{OURS}-{name}-boot",
+                    zone=zone,
+                    size_gb=(volume.size or 0) // GB,
+                    server_id=f"{zone}/{server.id}",
+                    volume_type=str(volume.volume_type),
+                )
+        return None
+
+    @staticmethod
+    def _provider_volume(volume: BlockVolume) -> ProviderVolume:
+        zone = str(volume.zone)
+        attached = next((r.product_resource_id for r in volume.references), None)
+        return ProviderVolume(
+            provider_id=f"{zone}/{volume.id}",
+            name=volume.name,
+            zone=zone,
+            size_gb=volume.size // GB,
+            server_id=f"{zone}/{attached}" if attached else None,
+            volume_type="sbs_volume",
+        )
+
+
+def split_id(provider_id: str) -> tuple[str, str]:
+    zone, _, server_id = provider_id.partition("/")
+    if not server_id:
+        raise ProviderError(
+            f"not a Scaleway id (zone/uuid): {provider_id[:80]!r}",
+            retryable=False,
+            code=INVALID_ARGUMENT,
+        )
+    return zone, server_id
+
+
+def describe(config: ScalewayConfig) -> dict[str, Any]:
+    """What may be said of a configuration: never its secret."""
+    return {
+        "api_url": config.api_url,
+        "project_id": config.project_id,
+        "zones": list(config.zones),
+        "access_key": config.access_key[:7] + "…" if config.access_key else None,
+    }

@@ -1,0 +1,87 @@
+"""The Scaleway settings both the api (which checks credentials as they are saved) and
+the orchestrator (which deploys) read, and the provider configuration made of them.
+
+The credentials here are the platform's own: an organization that saved its own
+(`PUT /provider_settings/scaleway`) deploys with those instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+from pydantic import AliasChoices, Field, SecretStr
+
+from inventiv_common.providers.scaleway.provider import DEFAULT_API_URL, ScalewayConfig
+from inventiv_common.settings import CommonSettings
+
+
+class ScalewaySettings(CommonSettings):
+    secret_fields: ClassVar[set[str]] = CommonSettings.secret_fields | {
+        "scaleway_access_key",
+        "scaleway_secret_key",
+    }
+
+    scaleway_access_key: SecretStr | None = Field(
+        default=None, validation_alias="SCALEWAY_ACCESS_KEY"
+    )
+    scaleway_secret_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "SCALEWAY_SECRET_KEY", "SCALEWAY_API_TOKEN", "SCW_SECRET_KEY"
+        ),
+    )
+    scaleway_project_id: str | None = Field(default=None, validation_alias="SCALEWAY_PROJECT_ID")
+    # Scaleway's API; a local address (the fake Scaleway of tests and `make dev`) too.
+    scaleway_api_url: str = Field(default=DEFAULT_API_URL, validation_alias="SCALEWAY_API_URL")
+    # The zones deployments may use and the watchdog looks in, comma-separated.
+    scaleway_zones: str = Field(
+        default="fr-par-2",
+        pattern=r"^[a-z]{2}-[a-z]{3}-\d(,[a-z]{2}-[a-z]{3}-\d)*$",
+        validation_alias="SCALEWAY_ZONES",
+    )
+    # The marketplace label of the servers' image (a GPU OS: NVIDIA driver and Docker).
+    scaleway_image_label: str = Field(
+        default="ubuntu_jammy_gpu_os_12", validation_alias="SCALEWAY_IMAGE_LABEL"
+    )
+    scaleway_boot_volume_gb: int = Field(
+        default=125, ge=10, le=10_000, validation_alias="SCALEWAY_BOOT_VOLUME_GB"
+    )
+    # The model cache's volume when the model names no size of its own.
+    scaleway_data_volume_gb: int = Field(
+        default=200, ge=10, le=10_000, validation_alias="SCALEWAY_DATA_VOLUME_GB"
+    )
+    scaleway_max_in_flight: int = Field(
+        default=8, ge=1, le=64, validation_alias="SCALEWAY_MAX_IN_FLIGHT"
+    )
+    scaleway_call_timeout_s: float = Field(
+        default=60.0, gt=0, le=600, validation_alias="SCALEWAY_CALL_TIMEOUT_S"
+    )
+
+    def platform_scaleway_credentials(self) -> dict[str, str] | None:
+        """The platform's own credentials, when all three are set."""
+        access = self.scaleway_access_key.get_secret_value() if self.scaleway_access_key else ""
+        secret = self.scaleway_secret_key.get_secret_value() if self.scaleway_secret_key else ""
+        if not (access and secret and self.scaleway_project_id):
+            return None
+        return {"access_key": access, "secret_key": secret, "project_id": self.scaleway_project_id}
+
+    def scaleway_config(self, credentials: Mapping[str, str]) -> ScalewayConfig:
+        """The provider's configuration for these credentials (an organization's, or
+        the platform's); a `default_zone` among them is tried first."""
+        zones = tuple(self.scaleway_zones.split(","))
+        first = credentials.get("default_zone")
+        if first and first in zones:
+            zones = (first, *(z for z in zones if z != first))
+        return ScalewayConfig(
+            access_key=credentials["access_key"],
+            secret_key=credentials["secret_key"],
+            project_id=credentials["project_id"],
+            zones=zones,
+            api_url=self.scaleway_api_url.rstrip("/"),
+            image_label=self.scaleway_image_label,
+            boot_volume_gb=self.scaleway_boot_volume_gb,
+            data_volume_gb=self.scaleway_data_volume_gb,
+            max_in_flight=self.scaleway_max_in_flight,
+            call_timeout_s=self.scaleway_call_timeout_s,
+        )
