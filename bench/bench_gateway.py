@@ -2,11 +2,22 @@
 in one run, with the same mock engine, the same load tool and the same concurrency.
 
 Our gateway keeps auth (an API key), routing and metering on. LiteLLM runs as its own
-proxy (one worker, a master key, no database) from its own virtual environment under
-.bench/ (installed from PyPI on first use). The proxy under test has core 1 to itself;
-the engine and wrk share core 0, the same for every case.
+proxy (one worker, a master key, no database), at the exact version pinned in
+bench/litellm-constraints.txt, from its own virtual environment under .bench/.
 
-Measures: non-streaming chat requests/s at 32 connections; added p50/p99 latency for
+Like with like:
+- Only 2xx answers count. Any other answer, socket error or failed stream fails the
+  verdict, and is printed per case.
+- Both proxies log as a production operator runs them: WARNING, no access log line per
+  request (our LOG_LEVEL=WARNING; LiteLLM's LITELLM_LOG=WARNING, as its production guide
+  sets it). The bytes each wrote to its log while measured are printed.
+- Cores: the engine and wrk share core 0; the proxy under test runs on core 1. Both
+  proxies stay up, but while one is measured the other is frozen (SIGSTOP), so the two
+  never run on core 1 at once. This machine is shared: processes that are not ours may
+  still run on either core, which is why the cases are measured in rounds, in an order
+  that alternates, and the medians are compared, with each round's figure printed.
+
+Measures: non-streaming chat 2xx answers/s at 32 connections; added p50/p99 latency of
 sequential requests; added time to first byte of a stream; resident memory.
 Targets: >= 20x LiteLLM's requests/s, added p50 <= 1 ms, resident memory <= 150 MB.
 """
@@ -20,6 +31,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +40,8 @@ import asyncpg
 import httpx
 import psutil
 
+from bench import litellm_proxy
+from bench.gateway_report import report
 from bench.loadgen import LoadResult, wrk
 from inventiv_common import instance_secrets
 from inventiv_common.crypto import KeyRing
@@ -36,12 +50,12 @@ from inventiv_common.db.models import Instance
 from inventiv_common.net import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-LITELLM_VENV = Path(os.environ.get("BENCH_LITELLM_VENV", ROOT / ".bench" / "litellm"))
 MODEL = "inventiv/mock-echo"
 SECRET = secrets.token_urlsafe(32)  # the api and this script seal and open with it
 CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 16}
-TARGETS = {"rps_ratio": 20.0, "added_p50_ms": 1.0, "rss_mb": 150.0}
 ENGINE_CPU, PROXY_CPU = "0", "1"
+ROUNDS = int(os.environ.get("BENCH_GATEWAY_ROUNDS", "3"))
+TTFB_SAMPLES = 100  # per round
 
 
 def pinned(cpu: str, command: list[str]) -> list[str]:
@@ -62,57 +76,112 @@ def wait_http(url: str, timeout: float = 120.0, headers: dict[str, str] | None =
     raise RuntimeError(f"{url} did not come up")
 
 
-def first_byte_ms(url: str, headers: dict[str, str], samples: int = 200) -> float:
-    """Median time to the first byte of a streamed chat answer, requests one at a time."""
+def first_bytes_ms(url: str, headers: dict[str, str], failures: dict[str, int]) -> list[float]:
+    """Times to the first byte of streamed chat answers, requests one at a time; a stream
+    that is not a 2xx, or breaks, is counted in `failures` and has no time."""
     times = []
     with httpx.Client(timeout=30) as client:
-        for _ in range(samples):
+        for _ in range(TTFB_SAMPLES):
             started = time.perf_counter()
-            with client.stream(
-                "POST", url, json={**CHAT, "stream": True}, headers=headers
-            ) as response:
-                pieces = response.iter_raw()
-                next(pieces)
-                times.append((time.perf_counter() - started) * 1000)
-                for _ in pieces:
-                    pass
-    return statistics.median(times)
-
-
-def rss_mb(pid: int) -> float:
-    process = psutil.Process(pid)
-    return sum(p.memory_info().rss for p in [process, *process.children(recursive=True)]) / 2**20
-
-
-def litellm_binary() -> Path:
-    binary = LITELLM_VENV / "bin" / "litellm"
-    if not binary.exists():
-        print("installing the LiteLLM proxy into .bench/litellm (first run only) ...", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        subprocess.run(
-            [str(LITELLM_VENV / "bin" / "pip"), "install", "--quiet", "litellm[proxy]"],
-            check=True,
-        )
-    return binary
+            try:
+                with client.stream(
+                    "POST", url, json={**CHAT, "stream": True}, headers=headers
+                ) as response:
+                    pieces = response.iter_raw()
+                    next(pieces)
+                    elapsed = (time.perf_counter() - started) * 1000
+                    for _ in pieces:
+                        pass
+            except (httpx.HTTPError, StopIteration) as exc:
+                kind = f"stream {type(exc).__name__}"
+                failures[kind] = failures.get(kind, 0) + 1
+                continue
+            if 200 <= response.status_code < 300:
+                times.append(elapsed)
+            else:
+                kind = f"stream HTTP {response.status_code}"
+                failures[kind] = failures.get(kind, 0) + 1
+    return times
 
 
 class Case:
-    def __init__(self, name: str, url: str, headers: dict[str, str], pid: int | None) -> None:
-        self.name, self.url, self.headers, self.pid = name, url, headers, pid
-        self.load: LoadResult | None = None
-        self.sequential: LoadResult | None = None
-        self.ttfb_ms = 0.0
-        self.rss_mb: float | None = None
+    """One target measured in every round: its figures per round, its failures in all."""
 
-    def measure(self) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        headers: dict[str, str],
+        process: subprocess.Popen[bytes] | None = None,
+        log: Path | None = None,
+    ) -> None:
+        self.name, self.url, self.headers, self.log = name, url, headers, log
+        self.process = psutil.Process(process.pid) if process else None
+        self.loads: list[LoadResult] = []
+        self.sequentials: list[LoadResult] = []
+        self.warmups: list[LoadResult] = []
+        self.ttfb_ms: list[float] = []
+        self.stream_failures: dict[str, int] = {}
+        self.rss_mb: list[float] = []
+        self.log_bytes = 0
+
+    def tree(self) -> list[psutil.Process]:
+        if self.process is None or not self.process.is_running():
+            return []
+        return [self.process, *self.process.children(recursive=True)]
+
+    def freeze(self) -> None:
+        for process in self.tree():
+            process.suspend()
+
+    def thaw(self) -> None:
+        for process in self.tree():
+            process.resume()
+
+    def measure_round(self) -> None:
         chat_url = f"{self.url}/v1/chat/completions"
-        wrk(chat_url, method="POST", body=CHAT, headers=self.headers, duration_s=2, cpu=0)
-        self.load = wrk(chat_url, method="POST", body=CHAT, headers=self.headers, cpu=0)
-        self.sequential = wrk(
-            chat_url, method="POST", body=CHAT, headers=self.headers, connections=1, cpu=0
+        log_before = self.log.stat().st_size if self.log else 0
+        self.warmups.append(
+            wrk(chat_url, method="POST", body=CHAT, headers=self.headers, duration_s=2, cpu=0)
         )
-        self.ttfb_ms = first_byte_ms(chat_url, self.headers)
-        self.rss_mb = rss_mb(self.pid) if self.pid else None
+        self.loads.append(wrk(chat_url, method="POST", body=CHAT, headers=self.headers, cpu=0))
+        self.sequentials.append(
+            wrk(chat_url, method="POST", body=CHAT, headers=self.headers, connections=1, cpu=0)
+        )
+        self.ttfb_ms.extend(first_bytes_ms(chat_url, self.headers, self.stream_failures))
+        if self.process:
+            self.rss_mb.append(
+                sum(p.memory_info().rss for p in self.tree()) / 2**20,
+            )
+        if self.log:
+            self.log_bytes += self.log.stat().st_size - log_before
+
+    # Medians over rounds: one noisy round on a shared machine moves none of them.
+    @property
+    def requests_per_s(self) -> float:
+        return statistics.median(r.requests_per_s for r in self.loads)
+
+    @property
+    def p50_ms(self) -> float:
+        return statistics.median(r.latency_p50_ms for r in self.sequentials)
+
+    @property
+    def p99_ms(self) -> float:
+        return statistics.median(r.latency_p99_ms for r in self.sequentials)
+
+    @property
+    def ttfb_median_ms(self) -> float:
+        return statistics.median(self.ttfb_ms) if self.ttfb_ms else float("nan")
+
+    def failures(self) -> dict[str, int]:
+        counted = dict(self.stream_failures)
+        for result in [*self.warmups, *self.loads, *self.sequentials]:
+            for status, n in result.other_statuses.items():
+                counted[f"HTTP {status}"] = counted.get(f"HTTP {status}", 0) + n
+            for kind, n in result.socket_errors.items():
+                if n:
+                    counted[f"socket {kind}"] = counted.get(f"socket {kind}", 0) + n
+        return counted
 
 
 async def prepare_database(admin_url: str, name: str) -> str:
@@ -162,17 +231,27 @@ async def set_engine_port(database_url: str, instance_id: uuid.UUID, port: int) 
     await conn.close()
 
 
+async def drop_database(admin_url: str, name: str) -> None:
+    admin = await asyncpg.connect(admin_url)
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
 def main() -> None:
+    litellm_version = litellm_proxy.ensure_installed()
     admin_url = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     redis_url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     name = f"bench_gateway_{uuid.uuid4().hex[:8]}"
     database_url = asyncio.run(prepare_database(admin_url, name))
+    logs = Path(tempfile.mkdtemp(prefix="bench-gateway-logs-"))
     processes: list[subprocess.Popen[bytes]] = []
+    cases: list[Case] = []
 
-    def start(command: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-        process = subprocess.Popen(
-            command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
+    def start(
+        command: list[str], env: dict[str, str] | None = None, log: Path | None = None
+    ) -> subprocess.Popen[bytes]:
+        out = log.open("ab") if log else subprocess.DEVNULL
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         processes.append(process)
         return process
 
@@ -189,10 +268,12 @@ def main() -> None:
             "PROVIDER_SETTINGS_KEY": SECRET,
             "DEFAULT_ADMIN_PASSWORD": password,
             "AUTO_SEED_CATALOG": "1",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": litellm_proxy.LOG_LEVEL,  # the level LiteLLM is given too
             "ORCHESTRATOR_URL": "http://127.0.0.1:9",
         }
-        api = start(pinned(PROXY_CPU, [sys.executable, "-m", "inventiv_api"]), api_env)
+        api_log = logs / "api.log"
+        api_command = [sys.executable, "-m", "inventiv_api"]
+        api = start(pinned(PROXY_CPU, api_command), api_env, api_log)
         api_url = f"http://127.0.0.1:{api_port}"
         wait_http(f"{api_url}/readyz")
         with httpx.Client(base_url=api_url, headers={"Origin": api_url}, timeout=30) as admin:
@@ -201,22 +282,9 @@ def main() -> None:
             org = uuid.UUID(admin.get("/auth/me").json()["current_organization_id"])
             key = admin.post("/api_keys", json={"name": "bench"}).json()["key"]
         instance_id, engine_key = asyncio.run(add_ready_instance(database_url, org))
-        start(
-            pinned(
-                ENGINE_CPU,
-                [
-                    sys.executable,
-                    "-m",
-                    "inventiv_worker.mock_engine",
-                    "--port",
-                    str(engine_port),
-                    "--model",
-                    MODEL,
-                    "--api-key",
-                    engine_key,
-                ],
-            )
-        )
+        engine_command = [sys.executable, "-m", "inventiv_worker.mock_engine"]
+        engine_command += ["--port", str(engine_port), "--model", MODEL, "--api-key", engine_key]
+        start(pinned(ENGINE_CPU, engine_command))
         engine_url = f"http://127.0.0.1:{engine_port}"
         wait_http(f"{engine_url}/health")
         asyncio.run(set_engine_port(database_url, instance_id, engine_port))
@@ -227,57 +295,42 @@ def main() -> None:
                 raise RuntimeError("the gateway never routed to the instance")
             time.sleep(0.2)
 
-        config = ROOT / ".bench" / "litellm.yaml"
-        config.parent.mkdir(exist_ok=True)
-        config.write_text(
-            "model_list:\n"
-            f"  - model_name: {MODEL}\n"
-            "    litellm_params:\n"
-            f"      model: openai/{MODEL}\n"
-            f"      api_base: {engine_url}/v1\n"
-            f"      api_key: {engine_key}\n"
-            "general_settings:\n"
-            "  master_key: sk-bench-master\n"
+        config = logs / "litellm.yaml"
+        litellm_proxy.write_config(
+            config, model=MODEL, engine_url=engine_url, engine_key=engine_key
         )
-        litellm_env = {
-            **os.environ,
-            "LITELLM_LOCAL_MODEL_COST_MAP": "True",  # no download at start-up
-            "LITELLM_TELEMETRY": "False",
-        }
+        litellm_log = logs / "litellm.log"
         litellm = start(
-            pinned(
-                PROXY_CPU,
-                [
-                    str(litellm_binary()),
-                    "--config",
-                    str(config),
-                    "--port",
-                    str(litellm_port),
-                    "--num_workers",
-                    "1",
-                ],
-            ),
-            litellm_env,
+            pinned(PROXY_CPU, litellm_proxy.command(config, litellm_port)),
+            litellm_proxy.environment(),
+            litellm_log,
         )
         litellm_url = f"http://127.0.0.1:{litellm_port}"
         wait_http(f"{litellm_url}/health/liveliness", timeout=180)
 
-        cases = [
-            Case(
-                "mock engine, direct", engine_url, {"Authorization": f"Bearer {engine_key}"}, None
-            ),
-            Case("inventiv gateway", api_url, ours_headers, api.pid),
-            Case(
-                "LiteLLM proxy",
-                litellm_url,
-                {"Authorization": "Bearer sk-bench-master"},
-                litellm.pid,
-            ),
+        direct_headers = {"Authorization": f"Bearer {engine_key}"}
+        litellm_headers = {"Authorization": f"Bearer {litellm_proxy.MASTER_KEY}"}
+        cases += [
+            Case("mock engine, direct", engine_url, direct_headers),
+            Case("inventiv gateway", api_url, ours_headers, api, api_log),
+            Case(f"LiteLLM {litellm_version}", litellm_url, litellm_headers, litellm, litellm_log),
         ]
+        orders = []
+        for round_index in range(ROUNDS):
+            order = cases if round_index % 2 == 0 else cases[::-1]
+            orders.append(" > ".join(case.name.split(",")[0] for case in order))
+            for case in order:
+                for other in cases:
+                    if other is not case:
+                        other.freeze()
+                case.thaw()
+                case.measure_round()
         for case in cases:
-            case.measure()
-        report(cases)
+            case.thaw()
+        report(cases, orders)
     finally:
+        for case in cases:
+            case.thaw()  # a stopped process would not act on SIGTERM
         for process in processes:
             process.terminate()
         for process in processes:
@@ -286,63 +339,4 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 process.kill()
         asyncio.run(drop_database(admin_url, name))
-
-
-async def drop_database(admin_url: str, name: str) -> None:
-    admin = await asyncpg.connect(admin_url)
-    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    await admin.close()
-
-
-def report(cases: list[Case]) -> None:
-    direct, ours, theirs = cases
-    assert direct.load and ours.load and theirs.load
-    assert direct.sequential and ours.sequential and theirs.sequential
-    print("chat completions, 16 tokens; wrk on core 0 with the engine, the proxy on core 1")
-    print(
-        f"{'':22} {'req/s @32':>10} {'seq p50 ms':>11} {'seq p99 ms':>11} "
-        f"{'TTFB ms':>8} {'RSS MB':>7} {'errors':>7}"
-    )
-    for case in cases:
-        assert case.load and case.sequential
-        rss = f"{case.rss_mb:7.0f}" if case.rss_mb else f"{'-':>7}"
-        print(
-            f"{case.name:22} {case.load.requests_per_s:10.0f} "
-            f"{case.sequential.latency_p50_ms:11.2f} {case.sequential.latency_p99_ms:11.2f} "
-            f"{case.ttfb_ms:8.2f} {rss} {case.load.errors + case.sequential.errors:7d}"
-        )
-
-    def added(case: Case) -> tuple[float, float, float]:
-        assert case.sequential and direct.sequential
-        return (
-            case.sequential.latency_p50_ms - direct.sequential.latency_p50_ms,
-            case.sequential.latency_p99_ms - direct.sequential.latency_p99_ms,
-            case.ttfb_ms - direct.ttfb_ms,
-        )
-
-    ours_added, theirs_added = added(ours), added(theirs)
-    ratio = ours.load.requests_per_s / max(theirs.load.requests_per_s, 1e-9)
-
-    def verdict(ok: bool) -> str:
-        return "meets" if ok else "MISSES"
-
-    print()
-    print(f"{'':34} {'ours':>9} {'LiteLLM':>9} {'ratio':>7} {'target':>8}")
-    print(
-        f"{'requests/s at 32 connections':34} {ours.load.requests_per_s:9.0f} "
-        f"{theirs.load.requests_per_s:9.0f} {ratio:7.1f} {'>= 20x':>8}  "
-        f"{verdict(ratio >= TARGETS['rps_ratio'])}"
-    )
-    print(
-        f"{'added p50 latency, sequential (ms)':34} {ours_added[0]:9.2f} {theirs_added[0]:9.2f} "
-        f"{theirs_added[0] / max(ours_added[0], 1e-3):7.1f} {'<= 1':>8}  "
-        f"{verdict(ours_added[0] <= TARGETS['added_p50_ms'])}"
-    )
-    print(f"{'added p99 latency, sequential (ms)':34} {ours_added[1]:9.2f} {theirs_added[1]:9.2f}")
-    print(f"{'added time to first byte (ms)':34} {ours_added[2]:9.2f} {theirs_added[2]:9.2f}")
-    if ours.rss_mb and theirs.rss_mb:
-        print(
-            f"{'resident memory (MB)':34} {ours.rss_mb:9.0f} {theirs.rss_mb:9.0f} "
-            f"{theirs.rss_mb / ours.rss_mb:7.1f} {'<= 150':>8}  "
-            f"{verdict(ours.rss_mb <= TARGETS['rss_mb'])}"
-        )
+        shutil.rmtree(logs, ignore_errors=True)
