@@ -54,6 +54,11 @@ def report(cases: list[Case], orders: list[str]) -> None:
         rounds = " ".join(f"{r.requests_per_s:7.0f}" for r in case.loads)
         p50s = " ".join(f"{r.latency_p50_ms:6.3f}" for r in case.sequentials)
         print(f"{case.name:22} 2xx/s by round: {rounds}   p50 ms by round: {p50s}")
+    paired = [
+        f"{o.requests_per_s / t.requests_per_s:7.1f}" if t.requests_per_s else f"{'-':>7}"
+        for o, t in zip(ours.loads, theirs.loads, strict=True)
+    ]
+    print(f"{'2xx/s, ours / LiteLLM':22} by round: {' '.join(paired)}")
     for name, counts in failures.items():
         if counts:
             listed = ", ".join(f"{kind} x{n}" for kind, n in sorted(counts.items()))
