@@ -10,9 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from inventiv_common.bus import EventBus
 from inventiv_common.db.engine import make_engine
-from inventiv_common.db.migrate import run_migrations
-from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
-from tests.support.databases import create_database, drop_database
+from tests.support.databases import create_database, create_migrated_database, drop_database
 from tests.support.redis_servers import REDIS_URL
 
 
@@ -27,11 +25,7 @@ async def empty_database_url() -> AsyncIterator[str]:
 @pytest.fixture(scope="session")
 async def database_url() -> AsyncIterator[str]:
     """One database for the run, migrated to head and seeded."""
-    url = await create_database()
-    engine = make_engine(url, pool_size=2)
-    await run_migrations(engine)
-    await apply_sql_file(engine, default_catalog_seed_path())
-    await engine.dispose()
+    url = await create_migrated_database()
     yield url
     await drop_database(url)
 

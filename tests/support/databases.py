@@ -41,3 +41,19 @@ async def drop_database(url: str) -> None:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await conn.close()
+
+
+async def create_migrated_database(prefix: str = "inventiv_test") -> str:
+    """A new database at the head revision, with the catalog seed."""
+    from inventiv_common.db.engine import make_engine
+    from inventiv_common.db.migrate import run_migrations
+    from inventiv_common.db.seed import apply_sql_file, default_catalog_seed_path
+
+    url = await create_database(prefix)
+    engine = make_engine(url, pool_size=2)
+    try:
+        await run_migrations(engine)
+        await apply_sql_file(engine, default_catalog_seed_path())
+    finally:
+        await engine.dispose()
+    return url

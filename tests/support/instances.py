@@ -14,6 +14,7 @@ from inventiv_common.db.models import Instance
 from inventiv_common.instance_secrets import ensure
 from inventiv_common.providers.base import ServerSpec
 from inventiv_common.settings import DEV_SECRET_FALLBACK
+from tests.support.addresses import closed_url
 from tests.support.mock_engine import MOCK_MODEL
 
 
@@ -24,7 +25,7 @@ def mock_spec(name: str, **overrides: Any) -> ServerSpec:
         "zone": "local-1",
         "instance_type": "MOCK-GPU-S",
         "model": MOCK_MODEL,
-        "control_plane_url": "http://127.0.0.1:9",
+        "control_plane_url": closed_url(),
         "bootstrap_secret": "wb_test",
         "engine_key": "ek_test",
         **overrides,

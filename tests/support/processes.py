@@ -12,16 +12,34 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.addresses import closed_url, own_home
+
+# Inherited values that would point a child at somebody else's state or traffic.
+INHERITED_BUT_NOT_OURS = frozenset(
+    {"INVENTIV_ENV", "JWT_SECRET", "INVENTIV_HOME", "METER_JOURNAL_DIR", "REDIS_CHANNEL_PREFIX"}
+)
+
 
 def clean_env(**overrides: str) -> dict[str, str]:
-    """The process environment without anything that would point a child elsewhere."""
+    """The process environment without anything that would point a child elsewhere.
+
+    INVENTIV_HOME defaults to a new directory of the test's own: the default,
+    `.inventiv/` of the working directory, is where a `make dev` beside the tests keeps
+    its `dev.env`, which every operator command reads."""
     env = {
         k: v
         for k, v in os.environ.items()
-        if not k.endswith(("_URL", "_FILE", "_PORT")) and k not in {"INVENTIV_ENV", "JWT_SECRET"}
+        if not k.endswith(("_URL", "_FILE", "_PORT")) and k not in INHERITED_BUT_NOT_OURS
     }
+    env["INVENTIV_HOME"] = own_home()
     env.update(overrides)
     return env
+
+
+def without_fixed_addresses(env: Mapping[str, str]) -> dict[str, str]:
+    """`env`, with a closed address for each peer the test did not name: the defaults
+    (the orchestrator on :8001, the api on :8003) reach whatever runs there."""
+    return {"ORCHESTRATOR_URL": closed_url(), "WORKER_CONTROL_PLANE_URL": closed_url(), **env}
 
 
 class ServiceProcess:
@@ -34,7 +52,7 @@ class ServiceProcess:
         self._log = log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", module],
-            env=dict(env),
+            env=without_fixed_addresses(env),
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
