@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,6 @@ import pytest
 from inventiv_common.net import free_port
 from tests.support.processes import ServiceProcess, clean_env
 from tests.support.redis_servers import REDIS_URL
-from tests.support.waiting import wait_until
 
 # uvicorn shuts down cleanly, then re-raises the signal so the exit status tells
 # what stopped it: -SIGTERM (143 in a shell) is the normal end of a service.
@@ -117,12 +117,11 @@ def test_orchestrator_status_reports_its_bus_subscription(
     )
     started.append(proc)
     proc.wait_ready()
-
-    def subscribed() -> dict | None:
+    deadline = time.monotonic() + 10
+    status = httpx.get(f"{proc.base_url}/admin/status").json()
+    while not status["bus"]["subscribed"] and time.monotonic() < deadline:
+        time.sleep(0.1)
         status = httpx.get(f"{proc.base_url}/admin/status").json()
-        return status if status["bus"]["subscribed"] else None
-
-    status = wait_until(subscribed, 60, "the orchestrator subscribed to the bus")
     assert status["bus"]["subscribed"] is True
     assert status["bus"]["channels"] == ["orchestrator_events"]
     assert status["dependencies"] == {"database": "ok", "redis": "ok"}
@@ -137,12 +136,11 @@ def test_finops_status_reports_its_loop_and_subscription(
     )
     started.append(proc)
     proc.wait_ready()
-
-    def passed() -> dict | None:
+    deadline = time.monotonic() + 10
+    status = httpx.get(f"{proc.base_url}/admin/status").json()
+    while not status["loops"].get("finops", {}).get("passes") and time.monotonic() < deadline:
+        time.sleep(0.1)
         status = httpx.get(f"{proc.base_url}/admin/status").json()
-        return status if status["loops"].get("finops", {}).get("passes") else None
-
-    status = wait_until(passed, 60, "the finops loop's first pass")
     assert status["service"] == "inventiv-finops"
     assert status["bus"]["channels"] == ["finops_events"]
     assert status["loops"]["finops"]["passes"] >= 1
