@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +17,7 @@ import httpx
 import pytest
 
 from inventiv_common.net import free_port
+from tests.support.databases import create_migrated_database, drop_database
 from tests.support.processes import ServiceProcess, clean_env
 from tests.support.redis_servers import REDIS_URL
 
@@ -68,8 +69,50 @@ def start_api(database_url: str, log_path: Path, **env: str) -> LiveApi:
 
 
 @pytest.fixture(scope="session")
-def api(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApi]:
-    live = start_api(database_url, tmp_path_factory.mktemp("api") / "api.log")
+async def control_plane_database_url() -> AsyncIterator[str]:
+    """The database of the orchestrator and finops beside the api: their loops act on
+    every instance they find, and the world's are rows made ready without a worker."""
+    url = await create_migrated_database()
+    yield url
+    await drop_database(url)
+
+
+def start_internal_service(
+    module: str, port_env: str, database_url: str, log_path: Path
+) -> ServiceProcess:
+    """The orchestrator or finops, on an address and a bus prefix of their own."""
+    port = free_port()
+    env = clean_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=REDIS_URL,
+        REDIS_CHANNEL_PREFIX=f"test-{uuid.uuid4().hex[:8]}:",
+        INVENTIV_ENV="test",
+        **{port_env: str(port)},
+    )
+    return ServiceProcess(module, port, env, log_path)
+
+
+@pytest.fixture(scope="session")
+def orchestrator(
+    control_plane_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServiceProcess]:
+    """A real orchestrator behind the api's worker relay: what a call to
+    /internal/worker/* gets through the api is the orchestrator's own answer."""
+    log = tmp_path_factory.mktemp("orchestrator") / "orchestrator.log"
+    process = start_internal_service(
+        "inventiv_orchestrator", "ORCHESTRATOR_PORT", control_plane_database_url, log
+    )
+    process.wait_ready()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def api(
+    database_url: str, orchestrator: ServiceProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveApi]:
+    log = tmp_path_factory.mktemp("api") / "api.log"
+    live = start_api(database_url, log, ORCHESTRATOR_URL=orchestrator.base_url)
     yield live
     live.process.stop()
 
