@@ -295,6 +295,17 @@ def delete_user_data(cloud: FakeScalewayCloud, call: Call) -> Reply:
     return Reply(204)
 
 
+def attach_volume(cloud: FakeScalewayCloud, call: Call) -> Reply:
+    """An existing volume into the server's next free slot (Scaleway's attach-volume)."""
+    server = find_server(cloud, call)
+    volume_id = call.json().get("volume_id")
+    if not isinstance(volume_id, str):
+        raise errors.invalid_argument("volume_id", "the id of the volume to attach")
+    slot = str(max((int(k) for k in server.volumes), default=-1) + 1)
+    server.volumes[slot] = _attach_existing(cloud, server, slot, volume_id)
+    return Reply(200, {"server": server_json(cloud, server)})
+
+
 SERVER_PATH = ZONE_PREFIX + "/servers/{server_id}"
 ROUTES = [
     Route("GET", ZONE_PREFIX + "/servers", list_servers),
@@ -303,6 +314,7 @@ ROUTES = [
     Route("PATCH", SERVER_PATH, update_server),
     Route("DELETE", SERVER_PATH, delete_server),
     Route("POST", SERVER_PATH + "/action", server_action),
+    Route("POST", SERVER_PATH + "/attach-volume", attach_volume),
     Route("GET", SERVER_PATH + "/action", list_actions),
     Route("GET", SERVER_PATH + "/user_data", list_user_data),
     Route("GET", SERVER_PATH + "/user_data/{key}", get_user_data),

@@ -70,7 +70,13 @@ def classify(exc: ScalewayException, doing: str) -> ProviderError:
         )
     if kind == "not_found" or status == 404:
         return ProviderError(f"Scaleway found nothing while {doing}: {said}", code=NOT_FOUND)
-    if kind == "transient_state" or status == 409 or status == 429 or status >= 500:
+    if (
+        kind in ("transient_state", "precondition_failed")
+        or status in (409, 412, 429)
+        or status >= 500
+    ):
+        # A resource busy or still in use (a volume its server is still letting go
+        # of), a rate limit, Scaleway failing: the same request may succeed later.
         return ProviderError(
             f"Scaleway is busy or failing ({doing}), will retry: {said}", code=TRANSIENT
         )

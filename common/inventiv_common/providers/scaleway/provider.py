@@ -18,9 +18,10 @@ Provider ids are `<zone>/<uuid>`: Scaleway's ids live in a zone, and every call 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -105,32 +106,29 @@ class ScalewayProvider:
     # -- the lifecycle ----------------------------------------------------------------
     async def create(self, spec: ServerSpec) -> ProviderServer:
         zone, tag = spec.zone, instance_tag(spec.name)
+        # The data volume first, so the server is made with it attached in one call.
+        data = await self._data_volume(zone, spec)
         server = await self._tagged_server(zone, tag)
         if server is None:
-            image = await self._image(zone, spec.instance_type)
-            boot_gb = max(spec.boot_volume_gb or 0, self.config.boot_volume_gb)
-            made = await self.calls(
-                "creating the server",
-                self.instance.create_server,
+            try:
+                server = await self._new_server(spec, data)
+            except ProviderError as exc:
+                if not exc.retryable:
+                    # This attempt is over (out of stock, quota, ...): its volume goes
+                    # too, rather than bill until the storage loop finds it.
+                    with contextlib.suppress(ProviderError):
+                        await self.delete_volume(f"{zone}/{data.id}")
+                raise
+        elif not any(r.product_resource_id == server.id for r in data.references):
+            # A server adopted without it (made by hand, or by an older create).
+            await self.calls(
+                "attaching the data volume",
+                self.instance.attach_server_volume,
+                server_id=server.id,
+                volume_id=data.id,
                 zone=zone,
-                commercial_type=spec.instance_type,
-                name=f"{OURS}-{spec.name}",
-                image=image,
-                volumes={
-                    "0": VolumeServerTemplate(
-                        volume_type="sbs_volume",
-                        boot=True,
-                        size=boot_gb * GB,
-                    )
-                },
-                dynamic_ip_required=True,
-                project=self.config.project_id,
-                tags=[OURS, tag],
+                volume_type="sbs_volume",
             )
-            server = made.server
-            if server is None:
-                raise ProviderError("Scaleway answered a create without its server")
-        data = await self._data_volume(zone, spec, server)
         if str(server.state) in ("stopped", "stopped_in_place"):
             # Set at every attempt: a retry after a crash sets the same content again.
             content = self.user_data(spec)
@@ -142,18 +140,25 @@ class ScalewayProvider:
                 content=content,
                 zone=zone,
             )
-            await self.calls(
-                "powering the server on",
-                self.instance.server_action,
-                server_id=server.id,
-                zone=zone,
-                action="poweron",
-            )
+            try:
+                await self.calls(
+                    "powering the server on",
+                    self.instance.server_action,
+                    server_id=server.id,
+                    zone=zone,
+                    action="poweron",
+                )
+            except ProviderError as exc:
+                if not exc.retryable:  # out of stock at power-on, say: nothing may stay
+                    await self._abandon(zone, server, data)
+                raise
             server = await self._server(zone, server.id) or server
         found = self._provider_server(server, name=spec.name)
+        volumes = [self._provider_volume(data, attached_to=server.id)]
         boot = self._boot_volume(server, spec.name)
-        volumes = (*((boot,) if boot else ()), data)
-        return ProviderServer(**{**found.__dict__, "volumes": volumes})
+        if boot is not None:
+            volumes.insert(0, boot)
+        return replace(found, volumes=tuple(volumes))
 
     async def get(self, provider_id: str) -> ProviderServer | None:
         zone, server_id = split_id(provider_id)
@@ -232,6 +237,7 @@ class ScalewayProvider:
             volumes = await self.calls(
                 "listing our volumes",
                 self.block.list_volumes_all,
+                include_deleted=False,
                 zone=zone,
                 project_id=self.config.project_id,
                 tags=[OURS],
@@ -279,7 +285,7 @@ class ScalewayProvider:
                     hourly_price_eur=Decimal(str(kind.hourly_price)),
                     zones=tuple(z for z, s in zones.items() if s != "shortage"),
                     gpu_count=int(kind.gpu or 0),
-                    gpu_memory_gb=round((info.gpu_memory if info else 0) / GB),
+                    gpu_memory_gb=round((info.gpu_memory if info else 0) / 1024**3),
                     vcpus=kind.ncpus,
                     ram_gb=round(kind.ram / 1024**3),
                     availability=zones,
@@ -308,6 +314,48 @@ class ScalewayProvider:
         return True
 
     # -- plumbing ---------------------------------------------------------------------
+    async def _new_server(self, spec: ServerSpec, data: BlockVolume) -> Server:
+        zone = spec.zone
+        image = await self._image(zone, spec.instance_type)
+        boot_gb = max(spec.boot_volume_gb or 0, self.config.boot_volume_gb)
+        made = await self.calls(
+            "creating the server",
+            self.instance.create_server,
+            zone=zone,
+            commercial_type=spec.instance_type,
+            name=f"{OURS}-{spec.name}",
+            image=image,
+            volumes={
+                # Sized here, so an image smaller than the type needs is grown.
+                "0": VolumeServerTemplate(
+                    volume_type="sbs_volume",
+                    boot=True,
+                    size=boot_gb * GB,
+                    name=f"{OURS}-{spec.name}-boot",
+                ),
+                "1": VolumeServerTemplate(volume_type="sbs_volume", id=data.id),
+            },
+            dynamic_ip_required=True,
+            project=self.config.project_id,
+            tags=[OURS, instance_tag(spec.name)],
+        )
+        if made.server is None:
+            raise ProviderError("Scaleway answered a create without its server")
+        server: Server = made.server
+        return server
+
+    async def _abandon(self, zone: str, server: Server, data: BlockVolume) -> None:
+        """Undo an attempt that cannot go on: the stopped server, then its volumes (a
+        deleted server leaves its block volumes behind). What fails here is left to the
+        watchdog and the storage loop, which find what is ours by its tags."""
+        boot = [v.id for v in (server.volumes or {}).values() if v.boot]
+        with contextlib.suppress(ProviderError):
+            await self.calls(
+                "deleting the server", self.instance.delete_server, zone=zone, server_id=server.id
+            )
+            for volume_id in (*boot, data.id):
+                await self.delete_volume(f"{zone}/{volume_id}")
+
     async def _tagged_server(self, zone: str, tag: str) -> Server | None:
         servers = await self.calls(
             "looking for the instance's server",
@@ -348,19 +396,21 @@ class ScalewayProvider:
             self._images[key] = fitting[0].id
         return self._images[key]
 
-    async def _data_volume(self, zone: str, spec: ServerSpec, server: Server) -> ProviderVolume:
-        """The model cache: found by its tags, else made; attached to the server."""
+    async def _data_volume(self, zone: str, spec: ServerSpec) -> BlockVolume:
+        """The model cache: found by its tags, else made; ready to attach."""
         tags = [OURS, instance_tag(spec.name), "inventiv-volume=data"]
         found = await self.calls(
             "looking for the data volume",
             self.block.list_volumes_all,
+            include_deleted=False,
             zone=zone,
             project_id=self.config.project_id,
             tags=tags,
         )
-        volume: BlockVolume
-        if found:
-            volume = found[0]
+        # Block lists match any tag asked for: keep those with every one.
+        ours = [v for v in found if set(tags) <= set(v.tags)]
+        if ours:
+            volume: BlockVolume = ours[0]
         else:
             volume = await self.calls(
                 "creating the data volume",
@@ -373,28 +423,8 @@ class ScalewayProvider:
                 ),
                 tags=tags,
             )
-        if not any(r.product_resource_id == server.id for r in volume.references):
-            volume = await self._until_available(zone, volume)
-            await self.calls(
-                "attaching the data volume",
-                self.instance.attach_server_volume,
-                server_id=server.id,
-                volume_id=volume.id,
-                zone=zone,
-                volume_type="sbs_volume",
-            )
-        return ProviderVolume(
-            provider_id=f"{zone}/{volume.id}",
-            name=volume.name,
-            zone=zone,
-            size_gb=volume.size // GB,
-            server_id=f"{zone}/{server.id}",
-            volume_type="sbs_volume",
-        )
-
-    async def _until_available(self, zone: str, volume: BlockVolume) -> BlockVolume:
         deadline = time.monotonic() + VOLUME_READY_S
-        while str(volume.status) != "available":
+        while str(volume.status) not in ("available", "in_use"):
             if time.monotonic() > deadline:
                 raise ProviderError(f"the data volume stayed {volume.status}; will retry")
             await asyncio.sleep(1.0)
@@ -450,9 +480,9 @@ class ScalewayProvider:
         return None
 
     @staticmethod
-    def _provider_volume(volume: BlockVolume) -> ProviderVolume:
+    def _provider_volume(volume: BlockVolume, attached_to: str | None = None) -> ProviderVolume:
         zone = str(volume.zone)
-        attached = next((r.product_resource_id for r in volume.references), None)
+        attached = attached_to or next((r.product_resource_id for r in volume.references), None)
         return ProviderVolume(
             provider_id=f"{zone}/{volume.id}",
             name=volume.name,
