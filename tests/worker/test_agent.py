@@ -1,79 +1,130 @@
-"""The worker agent as a real process, beside a real mock engine, against a stand-in
-control plane on loopback."""
+"""The worker agent as a real process, beside a real mock engine, registering and
+heartbeating to the real orchestrator; what is checked is what the orchestrator stored."""
 
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import stat
 import sys
 import threading
-import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
 
-from tests.worker.conftest import BOOTSTRAP, ENGINE_KEY, MODEL, StandIn, WorkerRun
+from tests.support.waiting import wait_until
+from tests.worker.conftest import ENGINE_KEY, HERE, MODEL, StartWorker, WorkerRun
+from tests.worker.control_plane import LiveOrchestrator
+
+WALKED_UP = {("booting", "installing"), ("installing", "starting"), ("starting", "ready")}
 
 
-def wait_ready(run: WorkerRun, timeout: float = 30.0) -> list[dict[str, Any]]:
+def wait_ready(run: WorkerRun, timeout: float = 90.0) -> list[dict[str, Any]]:
     """Poll /readyz until 200; returns every answer seen on the way."""
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    seen: list[dict[str, Any]] = []
+
+    def ready() -> bool:
         response = run.get("/readyz")
         seen.append({"status": response.status_code, **response.json()})
-        if response.status_code == 200:
-            return seen
-        time.sleep(0.1)
-    raise AssertionError(f"never ready: {seen[-3:]}\n{run.agent.output()[-2000:]}")
+        return response.status_code == 200
+
+    try:
+        wait_until(ready, timeout, "the agent's /readyz saying 200")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {seen[-3:]}\n{run.agent.output()[-2000:]}") from None
+    return seen
 
 
-def engine_process(run: WorkerRun) -> psutil.Process:
+def events(run: WorkerRun) -> list[dict[str, Any]]:
+    text = run.get("/logs", params={"tail": 5000}).text
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def engine_processes(run: WorkerRun) -> list[psutil.Process]:
     children = psutil.Process(run.agent.proc.pid).children(recursive=True)
-    return next(p for p in children if "mock_engine" in " ".join(p.cmdline()))
+    return [p for p in children if "mock_engine" in " ".join(p.cmdline())]
 
 
-def test_readiness_follows_model_loading(control_plane: StandIn, start_worker: Any) -> None:
-    run = start_worker(control_plane.url, "--startup-delay", "2")
+def serving(orchestrator: LiveOrchestrator, run: WorkerRun) -> dict[str, Any]:
+    """The instance's row once the orchestrator calls it ready on a ready worker's word."""
+    return orchestrator.wait_instance(
+        run.instance_id,
+        lambda row: row["status"] == "ready" and row["worker_phase"] == "ready",
+        "the orchestrator calling the instance ready",
+    )
+
+
+def moves(orchestrator: LiveOrchestrator, run: WorkerRun) -> set[tuple[str, str]]:
+    logged = orchestrator.actions(run.instance_id, "instance.status_changed")
+    return {(row["instance_status_before"], row["instance_status_after"]) for row in logged}
+
+
+def test_readiness_follows_model_loading(
+    orchestrator: LiveOrchestrator, start_worker: StartWorker
+) -> None:
+    # The engine loads its model for 3 s: the agent's readiness must say so meanwhile.
+    run = start_worker(orchestrator, "--startup-delay", "3")
     seen = wait_ready(run)
     not_ready = [s for s in seen if s["status"] == 503]
-    assert not_ready, "the model takes 2 s to load: readiness must have said 503 first"
+    assert any(s["phase"] == "loading_model" for s in not_ready), seen
     assert {s["phase"] for s in not_ready} <= {"installing", "starting", "loading_model"}
-    assert any(s["phase"] == "loading_model" for s in not_ready)
     assert seen[-1] == {
         "status": 200,
         "ready": True,
         "phase": "ready",
         "reason": "engine serves the model",
     }
+    phases = [e["phase"] for e in events(run) if e["event"] == "phase"]
+    assert phases[-1] == "ready" and "loading_model" in phases[:-1], phases
     assert run.get("/healthz").json() == {"status": "ok"}
+
+    row = serving(orchestrator, run)
+    steps = [entry["step"] for entry in row["progress_steps"]]
+    assert steps.index("worker_reachable") < steps.index("agent_registered")
+    assert steps.index("agent_registered") < steps.index("engine_started") < steps.index("ready")
+    assert moves(orchestrator, run) == WALKED_UP
 
 
 def test_registers_once_then_heartbeats_with_metrics(
-    control_plane: StandIn, start_worker: Any
+    orchestrator: LiveOrchestrator, start_worker: StartWorker
 ) -> None:
-    run = start_worker(control_plane.url)
-    beat = control_plane.wait_for(lambda b: b["phase"] == "ready")
-    registration = control_plane.registrations[0]
+    run = start_worker(orchestrator)
+    row = serving(orchestrator, run)
     info = run.get("/info").json()
-    assert registration["agent_checksum"] == info["agent_checksum"] == beat["agent_checksum"]
-    assert registration["model_id"] == MODEL and registration["instance_id"] == info["instance_id"]
-    assert len(info["agent_checksum"]) == 64 and info["agent_version"]
-    assert info["engine_version"] == "mock-0.1"
+    assert info["instance_id"] == str(run.instance_id) and info["model_id"] == MODEL
+    assert len(info["agent_checksum"]) == 64 and info["engine_version"] == "mock-0.1"
+    assert row["worker_agent_checksum"] == info["agent_checksum"]
+    assert row["worker_agent_version"] == info["agent_version"]
+    assert row["worker_version_mismatch"] is False
+    assert row["worker_status"] == "healthy" and row["worker_queue_depth"] == 0
+    assert row["worker_gpu_utilization"] is None  # no GPU here, and no error either
 
-    assert beat["engine"]["healthy"] is True and beat["engine"]["model_loaded"] is True
-    assert beat["engine"]["requests_running"] == 0.0
-    assert beat["system"]["memory_total_bytes"] > 0 and beat["system"]["disk_total_bytes"] > 0
-    assert beat["gpus"] == []  # no GPU here, and no error either
+    samples = wait_until(
+        lambda: orchestrator.rows(
+            "SELECT * FROM system_samples WHERE instance_id = :id", id=run.instance_id
+        ),
+        60,
+        "the heartbeats' system samples written",
+    )
+    assert all(s["memory_total_bytes"] > 0 and s["disk_total_bytes"] > 0 for s in samples)
+    gpu_rows = orchestrator.rows(
+        "SELECT * FROM gpu_samples WHERE instance_id = :id", id=run.instance_id
+    )
+    assert gpu_rows == []
 
     token_file = run.state_dir / "worker_token"
     assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
-    assert token_file.read_text() in control_plane.tokens
-    assert len(control_plane.registrations) == 1
-    assert BOOTSTRAP not in run.agent.output() and token_file.read_text() not in run.agent.output()
+    tokens = orchestrator.tokens(run.instance_id)
+    assert len(tokens) == 1 and tokens[0]["revoked_at"] is None
+    assert token_file.read_text().startswith(tokens[0]["token_prefix"])
+    assert len(orchestrator.actions(run.instance_id, "worker.registered")) == 1
+    assert run.instance is not None
+    secrets = (run.instance.bootstrap_secret, token_file.read_text())
+    assert not any(secret in run.agent.output() for secret in secrets)
 
     metrics = run.get("/metrics").text
     for name in (
@@ -88,47 +139,85 @@ def test_registers_once_then_heartbeats_with_metrics(
     assert "inventiv_worker_gpu_" not in metrics
 
 
-def test_reregisters_after_a_401(control_plane: StandIn, start_worker: Any) -> None:
-    start_worker(control_plane.url)
-    control_plane.wait_for(lambda b: b["phase"] == "ready")
-    first_token = next(iter(control_plane.tokens))
-    control_plane.refuse_next_heartbeats = 1
-    deadline = time.monotonic() + 20
-    while len(control_plane.registrations) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(control_plane.registrations) == 2
-    before = len(control_plane.heartbeats)
-    control_plane.wait_for(lambda b: control_plane.heartbeats.index(b) >= before)
-    assert first_token not in control_plane.tokens
-
-
-def test_engine_is_restarted_and_the_phase_reported(
-    control_plane: StandIn, start_worker: Any
+def test_registers_again_once_its_token_is_revoked(
+    orchestrator: LiveOrchestrator, start_worker: StartWorker
 ) -> None:
-    run = start_worker(control_plane.url)
-    wait_ready(run)
-    first = engine_process(run)
+    run = start_worker(orchestrator)
+    before = serving(orchestrator, run)
+    assert run.instance is not None
+    token_file = run.state_dir / "worker_token"
+    first_token = token_file.read_text()
+    # Another registration of the instance (its worker replaced, say) revokes the token
+    # the agent holds: its next heartbeat is refused, and it registers again.
+    info = run.get("/info").json()
+    other = httpx.post(
+        f"{orchestrator.url}/internal/worker/register",
+        json={"instance_id": str(run.instance_id), "agent_checksum": info["agent_checksum"]},
+        headers={"Authorization": f"Bearer {run.instance.bootstrap_secret}"},
+        timeout=30,
+    )
+    assert other.status_code == 200, other.text
+
+    def three_issued() -> list[dict[str, Any]] | None:
+        tokens = orchestrator.tokens(run.instance_id)
+        return tokens if len(tokens) == 3 else None
+
+    tokens = wait_until(three_issued, 60, "the agent registering again once its token was revoked")
+    live = [t["token_prefix"] for t in tokens if t["revoked_at"] is None]
+    assert len(live) == 1 and live[0] == tokens[-1]["token_prefix"]
+
+    def token_now() -> str:
+        return token_file.read_text() if token_file.exists() else ""
+
+    held = wait_until(
+        lambda: token_now().startswith(live[0]) and token_now(),
+        60,
+        "the agent keeping its new token",
+    )
+    assert held != first_token
+    orchestrator.wait_instance(
+        run.instance_id,
+        lambda row: row["worker_last_heartbeat"] > before["worker_last_heartbeat"],
+        "heartbeats written with the new token",
+    )
+    names = [e["event"] for e in events(run)]
+    assert "heartbeat_unauthorized" in names and names.count("registered") == 2
+
+
+def test_the_orchestrator_sees_the_engine_go_and_come_back(
+    orchestrator: LiveOrchestrator, start_worker: StartWorker, tmp_path: Path
+) -> None:
+    gate = tmp_path / "engine-may-start"
+    gate.touch()
+    run = start_worker(orchestrator, gate=gate)
+    serving(orchestrator, run)
+    [first] = engine_processes(run)
+    gate.unlink()  # the engine that replaces it waits until the test lets it start
     first.kill()
-    control_plane.wait_for(lambda b: b["phase"] == "starting" and b["engine"]["restarts"] >= 1)
-    beat = control_plane.wait_for(lambda b: b["phase"] == "ready" and b["engine"]["restarts"] == 1)
-    assert beat["engine"]["last_exit_code"] == -signal.SIGKILL
-    assert engine_process(run).pid != first.pid
-    events = [
-        json.loads(line)["event"]
-        for line in run.get("/logs", params={"tail": 100}).text.splitlines()
-    ]
-    assert events.count("engine_started") == 2 and "engine_exited" in events
+    orchestrator.wait_instance(
+        run.instance_id,
+        lambda row: row["status"] == "unhealthy" and row["worker_phase"] == "starting",
+        "the orchestrator calling the instance unhealthy while its engine is down",
+    )
+    gate.touch()
+    serving(orchestrator, run)
+    assert moves(orchestrator, run) >= {("ready", "unhealthy"), ("unhealthy", "ready")}
+
+    assert [p.pid for p in engine_processes(run)] != [first.pid]
+    assert "inventiv_worker_engine_restarts_total 1.0" in run.get("/metrics").text
+    names = [e["event"] for e in events(run)]
+    assert names.count("engine_started") == 2
+    [exited] = [e for e in events(run) if e["event"] == "engine_exited"]
+    assert exited["exit_code"] == -signal.SIGKILL
 
 
-def test_logs_tail_since_and_bad_values(control_plane: StandIn, start_worker: Any) -> None:
-    run = start_worker(control_plane.url)
+def test_logs_tail_since_and_bad_values(start_worker: StartWorker) -> None:
+    run = start_worker(None)
     wait_ready(run)
     response = run.get("/logs", params={"tail": 2})
     assert response.headers["content-type"].startswith("application/x-ndjson")
     lines = [json.loads(line) for line in response.text.splitlines()]
-    everything = [
-        json.loads(line) for line in run.get("/logs", params={"tail": 5000}).text.splitlines()
-    ]
+    everything = events(run)
     assert len(lines) == 2 and lines == everything[-2:]
     assert everything[0]["event"] == "agent_started"
 
@@ -153,27 +242,25 @@ def test_logs_tail_since_and_bad_values(control_plane: StandIn, start_worker: An
         assert bad.json()["error"]["code"] == "bad_request"
 
 
-def test_engine_refuses_calls_without_its_key(control_plane: StandIn, start_worker: Any) -> None:
-    run = start_worker(control_plane.url)
+def test_engine_refuses_calls_without_its_key(start_worker: StartWorker) -> None:
+    run = start_worker(None)
     wait_ready(run)
+    url = f"{run.engine_url}/v1/chat/completions"
     body = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
-    assert httpx.post(f"{run.engine_url}/v1/chat/completions", json=body).status_code == 401
-    wrong = httpx.post(
-        f"{run.engine_url}/v1/chat/completions", json=body, headers={"Authorization": "Bearer nope"}
-    )
+    assert httpx.post(url, json=body, timeout=30).status_code == 401
+    wrong = httpx.post(url, json=body, headers={"Authorization": "Bearer nope"}, timeout=30)
     assert wrong.status_code == 401
-    right = httpx.post(
-        f"{run.engine_url}/v1/chat/completions",
-        json=body,
-        headers={"Authorization": f"Bearer {ENGINE_KEY}"},
-    )
+    key = {"Authorization": f"Bearer {ENGINE_KEY}"}
+    right = httpx.post(url, json=body, headers=key, timeout=30)
     assert right.status_code == 200
 
 
-def test_sigterm_drains_an_in_flight_stream(control_plane: StandIn, start_worker: Any) -> None:
-    run = start_worker(control_plane.url, "--token-delay-ms", "100")
-    wait_ready(run)
-    engine = engine_process(run)
+def test_sigterm_drains_an_in_flight_stream(
+    orchestrator: LiveOrchestrator, start_worker: StartWorker
+) -> None:
+    run = start_worker(orchestrator, "--token-delay-ms", "100")
+    serving(orchestrator, run)
+    [engine] = engine_processes(run)
     chunks: list[str] = []
     first_chunk = threading.Event()
 
@@ -198,68 +285,88 @@ def test_sigterm_drains_an_in_flight_stream(control_plane: StandIn, start_worker
 
     reader = threading.Thread(target=stream)
     reader.start()
-    assert first_chunk.wait(10)
+    assert first_chunk.wait(60), "no token of the stream arrived"
     run.agent.proc.send_signal(signal.SIGTERM)
-    reader.join(timeout=30)
-    assert run.agent.proc.wait(timeout=60) in (0, -signal.SIGTERM)
+    reader.join(timeout=60)
+    assert run.agent.proc.wait(timeout=90) in (0, -signal.SIGTERM)
     assert chunks[-1] == "[DONE]" and len(chunks) == 26  # every token arrived, then the end
     assert not engine.is_running() or engine.status() == psutil.STATUS_ZOMBIE
-    phases = [b["phase"] for b in control_plane.heartbeats]
-    assert "draining" in phases or "stopped" in phases
-    events = [
-        json.loads(line)["event"]
-        for line in (run.state_dir / "worker-events.log").read_text().splitlines()
+    # Its last heartbeat told the orchestrator it stopped on purpose.
+    orchestrator.wait_instance(
+        run.instance_id,
+        lambda row: row["worker_phase"] == "stopped",
+        "the agent's last heartbeat saying it stopped",
+    )
+    logged = (run.state_dir / "worker-events.log").read_text().splitlines()
+    assert [json.loads(line)["event"] for line in logged][-3:] == [
+        "engine_stopped",
+        "phase",
+        "agent_stopped",
     ]
-    assert events[-3:] == ["engine_stopped", "phase", "agent_stopped"]
 
 
-def _events(run: WorkerRun) -> list[dict[str, Any]]:
-    text = run.get("/logs", params={"tail": 5000}).text
-    return [json.loads(line) for line in text.splitlines()]
+def gated_command(gate: Path, *command: str) -> str:
+    """`command`, run once the file `gate` exists (see gated_start.py)."""
+    return shlex.join([sys.executable, str(HERE / "gated_start.py"), str(gate), *command])
 
 
 def test_setup_command_runs_before_the_engine_and_registration(
-    control_plane: StandIn, start_worker: Any
+    orchestrator: LiveOrchestrator, start_worker: StartWorker, tmp_path: Path
 ) -> None:
-    setup = f"{sys.executable} -c 'import time; print(\"setting up\"); time.sleep(3)'"
-    run = start_worker(control_plane.url, SETUP_COMMAND=setup)
-    # The agent answers, but the host is still being set up: no engine, no registration.
-    installing = run.get("/readyz").json()
+    gate = tmp_path / "setup-may-finish"
+    setup = gated_command(gate, sys.executable, "-c", "print('setting up')")
+    run = start_worker(orchestrator, SETUP_COMMAND=setup)
+    # The agent answers, but its host is being set up: no engine, no registration.
+    installing = wait_until(
+        lambda: (
+            (body := run.get("/readyz").json())["reason"] == "running the setup command" and body
+        ),
+        60,
+        "the agent saying it runs the setup command",
+    )
     assert installing["phase"] == "installing"
-    assert installing["reason"] == "running the setup command"
-    assert control_plane.registrations == []
-    assert not [
-        p
-        for p in psutil.Process(run.agent.proc.pid).children(recursive=True)
-        if "mock_engine" in " ".join(p.cmdline())
-    ]
-    control_plane.wait_for(lambda b: b["phase"] == "ready")
-    events = [e["event"] for e in _events(run)]
-    assert events.index("setup_done") < events.index("registered")
+    row = orchestrator.wait_instance(
+        run.instance_id,
+        lambda row: row["status"] == "installing",
+        "the orchestrator seeing the agent answer",
+    )
+    assert row["worker_status"] is None and orchestrator.tokens(run.instance_id) == []
+    assert engine_processes(run) == []
+    gate.touch()
+    serving(orchestrator, run)
+    names = [e["event"] for e in events(run)]
+    assert names.index("setup_done") < names.index("registered")
     assert "setting up" in (run.state_dir / "setup.log").read_text()
 
 
 def test_a_failing_setup_command_is_retried_and_never_registers(
-    control_plane: StandIn, start_worker: Any
+    orchestrator: LiveOrchestrator, start_worker: StartWorker
 ) -> None:
-    run = start_worker(
-        control_plane.url, SETUP_COMMAND=f"{sys.executable} -c 'import sys; sys.exit(3)'"
+    failing = start_worker(
+        orchestrator, SETUP_COMMAND=f"{sys.executable} -c 'import sys; sys.exit(3)'"
     )
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        failures = [e for e in _events(run) if e["event"] == "setup_failed"]
-        if len(failures) >= 2:
-            break
-        time.sleep(0.1)
-    assert len(failures) >= 2 and failures[0]["exit_code"] == 3
-    missing = start_worker(control_plane.url, SETUP_COMMAND="/nonexistent/setup --now")
-    deadline = time.monotonic() + 10
-    while not any(e["event"] == "setup_failed" for e in _events(missing)):
-        assert time.monotonic() < deadline, _events(missing)
-        time.sleep(0.1)
+
+    def two_failures() -> list[dict[str, Any]] | None:
+        found = [e for e in events(failing) if e["event"] == "setup_failed"]
+        return found if len(found) >= 2 else None
+
+    failures = wait_until(two_failures, 60, "two failed attempts of the setup command")
+    assert failures[0]["exit_code"] == 3
+    missing = start_worker(orchestrator, SETUP_COMMAND="/nonexistent/setup --now")
+    wait_until(
+        lambda: any(e["event"] == "setup_failed" for e in events(missing)),
+        60,
+        "a setup command that does not exist failing",
+    )
     assert missing.get("/healthz").status_code == 200  # the agent itself lives on
-    assert control_plane.registrations == []
-    ready = run.get("/readyz")
+    for run in (failing, missing):
+        row = orchestrator.wait_instance(
+            run.instance_id,
+            lambda row: row["status"] == "installing",
+            "the orchestrator seeing the agent answer",
+        )
+        assert row["worker_status"] is None and orchestrator.tokens(run.instance_id) == []
+    ready = failing.get("/readyz")
     assert ready.status_code == 503 and ready.json()["phase"] == "installing"
     # Between attempts it says why; during one, that it is running it again.
     assert ready.json()["reason"] in (
