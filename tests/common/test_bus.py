@@ -24,6 +24,15 @@ from inventiv_common.messages import CMD_PROVISION, Channel
 from tests.support.redis_servers import ThrowawayRedis
 from tests.support.waiting import wait_until_async
 
+# How long a message, a subscription or a listener's stop may take on a loaded machine
+# before the test calls it lost: a deadline, never a pause (they come at once).
+ARRIVES_WITHIN_S = 30
+
+
+async def arrival(received: asyncio.Queue[Envelope]) -> Envelope:
+    """The next message heard; a failure once ARRIVES_WITHIN_S have passed without one."""
+    return await asyncio.wait_for(received.get(), ARRIVES_WITHIN_S)
+
 
 @asynccontextmanager
 async def listening(
@@ -39,12 +48,12 @@ async def listening(
     task = asyncio.create_task(
         bus.listen(channels, handler, stop=stop, subscribed=subscribed, max_backoff_s=0.5)
     )
-    await asyncio.wait_for(subscribed.wait(), 5)
+    await asyncio.wait_for(subscribed.wait(), ARRIVES_WITHIN_S)
     try:
         yield received, subscribed
     finally:
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, ARRIVES_WITHIN_S)
 
 
 def test_envelope_types_are_validated() -> None:
@@ -66,8 +75,8 @@ async def test_round_trip_keeps_every_field(bus: EventBus) -> None:
     async with listening(bus, [Channel.orchestrator, Channel.finops]) as (received, _):
         assert await bus.publish(sent) == 1
         await bus.publish(Envelope(type="EVT:COST_COMPUTED"))
-        first = await asyncio.wait_for(received.get(), 5)
-        second = await asyncio.wait_for(received.get(), 5)
+        first = await arrival(received)
+        second = await arrival(received)
     assert first == sent
     assert second.type == "EVT:COST_COMPUTED"
 
@@ -77,7 +86,7 @@ async def test_malformed_messages_are_skipped(bus: EventBus) -> None:
         await bus.redis.publish(bus.channel(Channel.orchestrator), b"not json")
         await bus.redis.publish(bus.channel(Channel.orchestrator), b'{"type": "nope"}')
         await bus.publish(Envelope(type=CMD_PROVISION))
-        got = await asyncio.wait_for(received.get(), 5)
+        got = await arrival(received)
     assert got.type == CMD_PROVISION
     assert received.empty()
 
@@ -96,9 +105,9 @@ async def test_events_go_out_only_after_commit(engine: AsyncEngine, bus: EventBu
         # Published after the commit's messages were taken by Redis, so it arrives after
         # any of them: once it is here, whatever leaked from the rollback would be too.
         await bus.publish(Envelope(type="CMD:RECONCILE", correlation_id="end"))
-        got = [await asyncio.wait_for(received.get(), 15)]
+        got = [await arrival(received)]
         while got[-1].correlation_id != "end":
-            got.append(await asyncio.wait_for(received.get(), 15))
+            got.append(await arrival(received))
     assert [e.correlation_id for e in published] == ["commit"]
     assert [e.correlation_id for e in got] == ["commit", "end"]
 
@@ -116,7 +125,7 @@ async def test_a_transaction_s_events_go_out_together_in_order(
             for envelope in sent:
                 publish_after_commit(session, envelope)
             await commit_and_publish(session, bus)
-        got = [await asyncio.wait_for(received.get(), 5) for _ in sent]
+        got = [await arrival(received) for _ in sent]
     assert got == sent
 
 
@@ -142,7 +151,7 @@ async def test_listener_reconnects_after_redis_restarts(tmp_path: Path) -> None:
     try:
         async with listening(bus, [Channel.orchestrator]) as (received, subscribed):
             await bus.publish(Envelope(type="CMD:RECONCILE", correlation_id="before"))
-            assert (await asyncio.wait_for(received.get(), 5)).correlation_id == "before"
+            assert (await arrival(received)).correlation_id == "before"
 
             redis.stop()
 
@@ -151,10 +160,10 @@ async def test_listener_reconnects_after_redis_restarts(tmp_path: Path) -> None:
 
             await wait_until_async(lost, 30, "the listener noticing that Redis went away")
             redis.start()
-            await asyncio.wait_for(subscribed.wait(), 15)
+            await asyncio.wait_for(subscribed.wait(), ARRIVES_WITHIN_S)
 
             await bus.publish(Envelope(type="CMD:RECONCILE", correlation_id="after"))
-            assert (await asyncio.wait_for(received.get(), 5)).correlation_id == "after"
+            assert (await arrival(received)).correlation_id == "after"
     finally:
         redis.stop()
         await bus.close()

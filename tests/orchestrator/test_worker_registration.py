@@ -48,7 +48,9 @@ async def test_registration_does_not_wait_for_a_lifecycle_claim(engine: AsyncEng
         await holder.execute(
             text("SELECT id FROM instances WHERE id = :id FOR NO KEY UPDATE"), {"id": instance_id}
         )
-        registration = await asyncio.wait_for(_register(engine, instance_id, secret), 10)
+        # Queued behind the held row it would wait for ever: any bound tells, a wide one
+        # keeps a loaded machine from failing it.
+        registration = await asyncio.wait_for(_register(engine, instance_id, secret), 60)
         await holder.rollback()
     assert registration.instance_id == instance_id and registration.token.startswith("wt_")
     assert registration.facts == {
