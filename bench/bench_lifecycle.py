@@ -64,13 +64,12 @@ async def counts(conn: asyncpg.Connection) -> dict[str, int]:
     return {row["status"]: row["n"] for row in rows}
 
 
-async def wait_ready(conn: asyncpg.Connection, fleet: Fleet, total: int, timeout: float) -> None:
+async def wait_ready(conn: asyncpg.Connection, total: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        await fleet.register_new()
         if await conn.fetchval("SELECT count(*) FROM instances WHERE status = 'ready'") >= total:
             return
-        await asyncio.sleep(0.02)
+        await asyncio.sleep(0.05)
     raise RuntimeError(f"instances did not all become ready: {await counts(conn)}")
 
 
@@ -89,7 +88,7 @@ async def run() -> None:
     database_url = admin_url.rsplit("/", 1)[0] + f"/{name}"
     plane = ControlPlane(database_url, redis_url, HEARTBEAT_S)
     fleet = Fleet(plane.orchestrator_url, database_url, HEARTBEAT_S)
-    conn = client = beating = None
+    conn = client = beating = registering = None
     try:
         await plane.start()
         conn = await asyncpg.connect(database_url)
@@ -105,10 +104,12 @@ async def run() -> None:
             others["PostgreSQL"] = postgres
         others_cpu = {who: cpu_seconds(p) for who, p in others.items()}
         burst_started = time.monotonic()
-        burst = accepted_all(await deploy(client, offer, DEPLOYMENTS), DEPLOYMENTS)
+        registering = asyncio.create_task(fleet.register_forever())
+        burst = accepted_all(
+            await deploy(client, offer, DEPLOYMENTS, fleet.expect_one), DEPLOYMENTS
+        )
         asked_s = time.monotonic() - burst_started
-        fleet.expect(burst.accepted)
-        await wait_ready(conn, fleet, DEPLOYMENTS, timeout=120)
+        await wait_ready(conn, DEPLOYMENTS, timeout=120)
         burst_s = time.monotonic() - burst_started
         burst_cpu = sum(process.cpu_times()[:2]) - burst_cpu
         others_cpu = {who: cpu_seconds(p) - others_cpu[who] for who, p in others.items()}
@@ -140,10 +141,12 @@ async def run() -> None:
 
         # 2. a fleet of FLEET heartbeating workers, measured over whole heartbeat rounds
         fleet_started = time.monotonic()
-        rest = accepted_all(await deploy(client, offer, FLEET - DEPLOYMENTS), FLEET - DEPLOYMENTS)
+        rest = accepted_all(
+            await deploy(client, offer, FLEET - DEPLOYMENTS, fleet.expect_one),
+            FLEET - DEPLOYMENTS,
+        )
         fleet_asked_s = time.monotonic() - fleet_started
-        fleet.expect(rest.accepted)
-        await wait_ready(conn, fleet, FLEET, timeout=300)
+        await wait_ready(conn, FLEET, timeout=300)
         first_round = len(fleet.rounds) + 1  # the first round that beats for all of them
         await fleet.round_started(first_round)
         cpu_before = sum(process.cpu_times()[:2])
@@ -162,6 +165,8 @@ async def run() -> None:
         cpu_share = (cpu_after - cpu_before) / elapsed
         intended = workers * STEADY_ROUNDS
         accepted, beat_errors = accepted1 - accepted0, errors1 - errors0
+        # What arrived before the window's end is written by the next flush (every 1 s).
+        await asyncio.sleep(3)
         stored = await conn.fetchval(
             "SELECT count(*) FROM system_samples WHERE time >= to_timestamp($1) "
             "AND time < to_timestamp($2)",
@@ -197,7 +202,6 @@ async def run() -> None:
         while (mix := await counts(conn)) != expected:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the mix was not reached: {mix}, expected {expected}")
-            await fleet.register_new()
             await asyncio.sleep(0.1)
         watched = sum(expected.values())
         passes_while_forming = len(recorder.passes)  # passes seen while the mix formed
@@ -208,14 +212,19 @@ async def run() -> None:
             full_asked += response.status_code == 202
             until = time.monotonic() + 30
             while not any(items >= watched for _, items in recorder.passes[seen:]):
-                if time.monotonic() > until:
-                    raise RuntimeError("a full pass asked through POST /reconcile never ran")
+                if time.monotonic() > until or recording.done():
+                    raise RuntimeError(
+                        f"no full pass seen after POST /reconcile ({response.status_code}); "
+                        f"passes seen since: {recorder.passes[seen:]}, "
+                        f"status polls unanswered: {recorder.unanswered}"
+                    )
                 await asyncio.sleep(0.05)
             await asyncio.sleep(1.0)  # a routine pass or two between full ones
         recorder.stop.set()
         await recording
         fleet.stop.set()
         beating.cancel()
+        registering.cancel()
         full = [ms for ms, items in recorder.passes if items >= watched]
         routine = [(ms, items) for ms, items in recorder.passes if items < watched]
 
@@ -279,7 +288,8 @@ async def run() -> None:
             )
         print(
             f"{'  health passes run / seen; loop errors':48} {recorder.run:10d} "
-            f"{len(recorder.passes):10d}  {len(recorder.errors)} errors"
+            f"{len(recorder.passes):10d}  {len(recorder.errors)} errors, "
+            f"{recorder.unanswered} status polls unanswered"
             f" ({passes_while_forming} seen while the mix formed)"
         )
         # Every full pass seen counts: those asked for, and any spread-out sweep that
@@ -294,8 +304,9 @@ async def run() -> None:
         )
     finally:
         fleet.stop.set()
-        if beating is not None:
-            beating.cancel()
+        for task in (beating, registering):
+            if task is not None:
+                task.cancel()
         await fleet.close()
         if client is not None:
             await client.aclose()

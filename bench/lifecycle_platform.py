@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -159,8 +160,14 @@ class Deployments:
     refused: dict[int, int] = field(default_factory=dict)  # status -> how many
 
 
-async def deploy(client: httpx.AsyncClient, offer: dict[str, str], count: int) -> Deployments:
-    """`count` deployments through the api, DEPLOY_CONCURRENCY at a time."""
+async def deploy(
+    client: httpx.AsyncClient,
+    offer: dict[str, str],
+    count: int,
+    on_accepted: Callable[[uuid.UUID], None] = lambda _: None,
+) -> Deployments:
+    """`count` deployments through the api, DEPLOY_CONCURRENCY at a time; `on_accepted`
+    hears of each instance as soon as the api accepted it."""
     done = Deployments()
     gate = asyncio.Semaphore(DEPLOY_CONCURRENCY)
 
@@ -173,6 +180,7 @@ async def deploy(client: httpx.AsyncClient, offer: dict[str, str], count: int) -
                 status = 0
         if status == 202:
             done.accepted.append(uuid.UUID(response.json()["id"]))
+            on_accepted(done.accepted[-1])
         else:
             done.refused[status] = done.refused.get(status, 0) + 1
 
@@ -232,6 +240,9 @@ class Fleet:
         """These instances' workers will come up and report `phase`."""
         self.waiting.update((instance_id, phase) for instance_id in instances)
 
+    def expect_one(self, instance_id: uuid.UUID) -> None:
+        self.waiting[instance_id] = "ready"
+
     async def register_new(self) -> int:
         """Start a worker for every expected instance whose server now exists. The fleet
         shares this machine with what it measures, so it stays lean: one plain query a
@@ -251,6 +262,12 @@ class Fleet:
         for row in rows:
             self.booting[row["id"]] = asyncio.create_task(self._register(row))
         return len(rows)
+
+    async def register_forever(self) -> None:
+        """Workers boot while deployments are still being asked for, as real ones do."""
+        while not self.stop.is_set():
+            await self.register_new()
+            await asyncio.sleep(0.02)
 
     async def _register(self, row: asyncpg.Record) -> None:
         instance = Instance(
@@ -343,6 +360,7 @@ class PassRecorder:
         self.passes: list[tuple[float, int]] = []  # (ms, instances looked at)
         self.run = 0  # passes the loop ran meanwhile, seen or not
         self.errors: list[str] = []
+        self.unanswered = 0  # status polls that failed: a busy orchestrator answers late
         self.stop = asyncio.Event()
 
     async def record(self) -> None:
@@ -350,14 +368,21 @@ class PassRecorder:
             first: int | None = None
             last: int | None = None
             while not self.stop.is_set():
-                health: dict[str, Any] = (await client.get(self.url)).json()["loops"]["health"]
-                if health["last_error"]:
-                    self.errors.append(health["last_error"])
+                try:
+                    response = await client.get(self.url)
+                    health: dict[str, Any] = response.json()["loops"]["health"]
+                except (httpx.HTTPError, ValueError, KeyError):
+                    self.unanswered += 1
+                    await asyncio.sleep(0.1)
+                    continue
                 if first is None:
                     first = last = health["passes"]
-                elif health["passes"] != last and health["last_pass_items"] is not None:
+                elif health["passes"] != last:
                     last = health["passes"]
-                    self.passes.append((health["last_pass_ms"], health["last_pass_items"]))
+                    if health["last_error"]:
+                        self.errors.append(health["last_error"])  # a failed pass: not timed
+                    else:
+                        self.passes.append((health["last_pass_ms"], health["last_pass_items"]))
                 self.run = (last or 0) - (first or 0)
                 await asyncio.sleep(0.1)
 
