@@ -105,10 +105,10 @@ class ControlPlane:
         command = [sys.executable, *(args or ["-m", module])]
         if self.pinned:
             command = ["taskset", "-c", str(core), *command]
-        log = (self.home / f"{name}.log").open("wb")
-        self.processes[name] = subprocess.Popen(
-            command, env=self.env, stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.home / f"{name}.log").open("wb") as log:
+            self.processes[name] = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
 
     async def _wait_ready(self, url: str) -> None:
         async with httpx.AsyncClient() as client:
