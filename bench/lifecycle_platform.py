@@ -130,7 +130,9 @@ class ControlPlane:
             base_url=self.api_url,
             headers={"Origin": self.api_url},
             timeout=60,
-            limits=httpx.Limits(max_connections=DEPLOY_CONCURRENCY),
+            # Idle connections are dropped before the server's keep-alive timeout (5 s):
+            # a request on one the server is closing would fail without being read.
+            limits=httpx.Limits(max_connections=DEPLOY_CONCURRENCY, keepalive_expiry=1.0),
         )
         response = await client.post(
             "/auth/login", json={"username": "admin", "password": self.admin_password}
