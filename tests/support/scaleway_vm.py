@@ -173,11 +173,12 @@ class RunningVm:
                 child.kill()
 
 
-def start_vm(user_data: str, work_dir: Path) -> RunningVm:
+def start_vm(user_data: str, work_dir: Path, *, own_ports: bool = True) -> RunningVm:
     """Power on: the VM's agent as a real process, with the rendered environment.
 
-    What differs from the VM, because this machine is not one: both ports are free
-    loopback ports and the agent binds loopback; the state directory is under
+    What differs from the VM, because this machine is not one: the agent and the
+    engine bind loopback (on the ports the user data gives them, which a test chooses
+    free, or free ports of their own with `own_ports`); the state directory is under
     `work_dir`; there is no Docker image to pull (SETUP_COMMAND is dropped) and the
     mock engine runs instead of vLLM. The engine key reaches the mock the way it
     reaches vLLM: from the agent's environment (which the rendered command forwards).
@@ -185,7 +186,10 @@ def start_vm(user_data: str, work_dir: Path) -> RunningVm:
     plan = read_user_data(user_data)
     engine = plan.engine
     assert "VLLM_API_KEY" in engine.forwarded_env, "vLLM would start without the engine key"
-    agent_port, engine_port = free_port(), free_port()
+    if own_ports:
+        agent_port, engine_port = free_port(), free_port()
+    else:  # where the control plane expects them: the ports the user data gives
+        agent_port, engine_port = int(plan.agent_env["WORKER_PORT"]), engine.port
     state_dir = work_dir / "var-lib-inventiv-worker"
     state_dir.mkdir(parents=True, exist_ok=True)
     mock_engine = [
@@ -234,14 +238,18 @@ class VmHost:
     on_stopped=host.on_stopped)` boots each server's user data as a VM here. A server
     keeps its directory across power cycles, as a VM keeps its disk."""
 
-    def __init__(self, work_dir: Path) -> None:
+    def __init__(self, work_dir: Path, *, own_ports: bool = True) -> None:
         self.work_dir = work_dir
+        # False: each VM listens where its user data says (one VM at a time per host).
+        self.own_ports = own_ports
         self.vms: dict[str, RunningVm] = {}
         self._lock = threading.Lock()
 
     def on_running(self, server: dict[str, Any], user_data: dict[str, bytes]) -> None:
         server_id = str(server["id"])
-        vm = start_vm(user_data["cloud-init"].decode(), self.work_dir / server_id)
+        vm = start_vm(
+            user_data["cloud-init"].decode(), self.work_dir / server_id, own_ports=self.own_ports
+        )
         with self._lock:
             previous, self.vms[server_id] = self.vms.get(server_id), vm
         if previous is not None:

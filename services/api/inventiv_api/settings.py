@@ -77,7 +77,14 @@ class ApiSettings(CommonSettings):
     # Where the gateway's meter journals usage records until they are in PostgreSQL
     # (one subdirectory per database); default INVENTIV_HOME/meter-journal.
     inventiv_home: str = Field(default=".inventiv", validation_alias="INVENTIV_HOME")
+    # The worker agent's wheel served to VMs (a .whl, or a folder holding one); default
+    # INVENTIV_HOME/agent, where `inventiv dev` builds it.
+    agent_package: str | None = Field(default=None, validation_alias="AGENT_PACKAGE")
     meter_journal_dir: str | None = Field(default=None, validation_alias="METER_JOURNAL_DIR")
+
+    @property
+    def agent_package_path(self) -> str:
+        return self.agent_package or str(Path(self.inventiv_home) / "agent")
 
     @property
     def meter_journal_path(self) -> Path:

@@ -55,13 +55,13 @@ class Accounts:
         self.session_factory = session_factory
         self.keyring = keyring
         self.user_data = user_data
+        self._built: dict[str, ScalewayProvider] = {}
+        # organization -> (read at, its Scaleway credentials or None)
+        self._read: dict[uuid.UUID, tuple[float, dict[str, str] | None]] = {}
         self.platform = dict(platform)
         own = settings.platform_scaleway_credentials()
         if own is not None:
             self.platform[SCALEWAY] = self.scaleway(own)
-        self._built: dict[str, ScalewayProvider] = {}
-        # organization -> (read at, its Scaleway credentials or None)
-        self._read: dict[uuid.UUID, tuple[float, dict[str, str] | None]] = {}
 
     def scaleway(self, credentials: Mapping[str, str]) -> ScalewayProvider:
         """The provider for these credentials, built once."""

@@ -27,6 +27,7 @@ from inventiv_common.web import (
     public_route,
     resources_of,
 )
+from inventiv_orchestrator.accounts import Accounts
 from inventiv_orchestrator.context import Context, build_providers
 from inventiv_orchestrator.credentials import check_credentials
 from inventiv_orchestrator.loops.base import Loop
@@ -37,6 +38,7 @@ from inventiv_orchestrator.loops.storage import StorageLoop
 from inventiv_orchestrator.loops.terminator import TerminatorLoop
 from inventiv_orchestrator.loops.watchdog import WatchdogLoop
 from inventiv_orchestrator.settings import OrchestratorSettings, get_settings
+from inventiv_orchestrator.vm_boot import user_data_for
 from inventiv_orchestrator.workers.heartbeats import HeartbeatBuffer, HeartbeatWriter
 from inventiv_orchestrator.workers.revocations import RevocationNotices
 from inventiv_orchestrator.workers.router import WorkerEndpoints
@@ -51,13 +53,22 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
     stop = asyncio.Event()
 
     async def start_lifecycle(resources: ServiceResources) -> None:
+        keyring = KeyRing(settings.secret("provider_settings_key"))
+        accounts = Accounts(
+            settings,
+            resources.session_factory,
+            keyring,
+            platform=build_providers(settings, resources.session_factory),
+            user_data=user_data_for(settings),
+        )
         ctx = Context(
             settings=settings,
             session_factory=resources.session_factory,
             bus=resources.bus,
-            keyring=KeyRing(settings.secret("provider_settings_key")),
-            providers=build_providers(settings, resources.session_factory),
+            keyring=keyring,
+            providers=accounts.platform,
             http=httpx.AsyncClient(),
+            accounts=accounts,
         )
         app.state.ctx = ctx
         resources.on_shutdown.append(ctx.http.aclose)

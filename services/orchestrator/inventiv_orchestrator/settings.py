@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field, SecretStr
 
+from inventiv_common.providers.cloud_init import DEFAULT_VLLM_IMAGE
 from inventiv_common.providers.scaleway.settings import ScalewaySettings
 from inventiv_common.settings import load_settings
 
@@ -89,6 +91,18 @@ class OrchestratorSettings(ScalewaySettings):
     mock_engine_flags: str = Field(default="", validation_alias="MOCK_ENGINE_FLAGS")
     mock_fail_creates: int = Field(default=0, ge=0, validation_alias="MOCK_FAIL_CREATES")
     inventiv_home: str = Field(default=".inventiv", validation_alias="INVENTIV_HOME")
+    # Real VMs (Scaleway): the worker agent's wheel the api serves them (a .whl, or a
+    # folder holding one; default INVENTIV_HOME/agent, where `inventiv dev` builds it),
+    # the engine image, the model cache's device (the ports: ScalewaySettings).
+    agent_package: str | None = Field(default=None, validation_alias="AGENT_PACKAGE")
+    vllm_image: str = Field(default=DEFAULT_VLLM_IMAGE, validation_alias="VLLM_IMAGE")
+    vm_data_device: str = Field(
+        default="/dev/sdb", pattern=r"^/dev/[a-z0-9/]+$", validation_alias="VM_DATA_DEVICE"
+    )
+
+    @property
+    def agent_package_path(self) -> str:
+        return self.agent_package or str(Path(self.inventiv_home) / "agent")
 
 
 @lru_cache

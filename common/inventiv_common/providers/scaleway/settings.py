@@ -51,6 +51,9 @@ class ScalewaySettings(CommonSettings):
     scaleway_data_volume_gb: int = Field(
         default=200, ge=10, le=10_000, validation_alias="SCALEWAY_DATA_VOLUME_GB"
     )
+    # The ports a VM's boot opens: the worker agent's, and the engine's (its key guards it).
+    vm_agent_port: int = Field(default=8080, ge=1, le=65535, validation_alias="VM_AGENT_PORT")
+    vm_engine_port: int = Field(default=8000, ge=1, le=65535, validation_alias="VM_ENGINE_PORT")
     scaleway_max_in_flight: int = Field(
         default=8, ge=1, le=64, validation_alias="SCALEWAY_MAX_IN_FLIGHT"
     )
@@ -82,6 +85,8 @@ class ScalewaySettings(CommonSettings):
             image_label=self.scaleway_image_label,
             boot_volume_gb=self.scaleway_boot_volume_gb,
             data_volume_gb=self.scaleway_data_volume_gb,
+            agent_port=self.vm_agent_port,
+            engine_port=self.vm_engine_port,
             max_in_flight=self.scaleway_max_in_flight,
             call_timeout_s=self.scaleway_call_timeout_s,
         )

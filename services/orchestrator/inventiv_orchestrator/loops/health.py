@@ -248,6 +248,7 @@ class HealthLoop(Loop):
             for instance in instances:
                 # Decided again on the row as it is now, under its lock.
                 moves = self.decide(instance, *observed[instance.id], now)
+                _record_address(instance, observed[instance.id][0])
                 self._apply(session, instance, moves, now)
             await commit_and_publish(session, self.ctx.bus)
 
@@ -398,3 +399,14 @@ class HealthLoop(Loop):
         else:
             instance.error_code, instance.error_message = "server_gone", SERVER_GONE
             transition(session, instance, S.terminating, reason=SERVER_GONE)
+
+
+def _record_address(instance: Instance, server: ProviderServer | None) -> None:
+    """A VM's public address is known once it runs (a cloud gives it at power-on, not
+    at create): the gateway reaches the engine there."""
+    if server is None or not server.running or not server.ip_address:
+        return
+    if instance.ip_address != server.ip_address:
+        instance.ip_address = server.ip_address
+    instance.worker_health_port = instance.worker_health_port or server.health_port
+    instance.worker_engine_port = instance.worker_engine_port or server.engine_port
