@@ -29,10 +29,17 @@ def report(cases: list[Case], orders: list[str]) -> None:
     print(f"chat completions, 16 tokens; {len(orders)} rounds, medians shown; run order:")
     for index, order in enumerate(orders, 1):
         print(f"  round {index}: {order}")
+    others_s = {case.name: sum(o.measured_s for o in cases if o is not case) for case in cases}
     print(
-        "cores: the mock engine and wrk on core 0; the proxy measured on core 1, the other "
-        "proxy frozen (SIGSTOP) meanwhile; processes that are not ours may run on either core"
+        "cores: the mock engine and wrk on core 0; both proxies on core 1, the one measured "
+        "and the other idling; processes that are not ours may run on either core"
     )
+    for proxy in (ours, theirs):
+        share = proxy.idle_cpu_s / others_s[proxy.name] if others_s[proxy.name] else 0.0
+        print(
+            f"  {proxy.name} idling used {proxy.idle_cpu_s:.2f} s of CPU while the others "
+            f"were measured ({others_s[proxy.name]:.0f} s), {share:.1%} of core 1"
+        )
     print(
         "logging: both proxies at WARNING with no access log; bytes logged while measured: "
         f"ours {ours.log_bytes}, {theirs.name} {theirs.log_bytes}"
