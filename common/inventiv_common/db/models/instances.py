@@ -18,7 +18,7 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
 from sqlalchemy.orm import Mapped, mapped_column
 
 from inventiv_common.db.models.base import Base, created_at_col, tstz, updated_at_col, uuid_pk
@@ -51,6 +51,11 @@ class Instance(Base):
     )
     provider_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), _fk("providers.id"))
     zone_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _fk("zones.id"))
+    # Zones still allowed, in order, when the provider is out of stock in `zone_id`
+    # (None: the deployment allowed no other); each is taken off as the instance moves.
+    fallback_zone_ids: Mapped[list[uuid.UUID] | None] = mapped_column(
+        ARRAY(UUID(as_uuid=True))
+    )
     instance_type_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), _fk("instance_types.id")
     )
