@@ -43,6 +43,9 @@ SETTINGS = {
     "WORKER_HEARTBEAT_MISSES": "20",
     "LOOP_INTERVAL_S": "0.3",
     "HEARTBEAT_FLUSH_INTERVAL_S": "0.2",
+    # A handful of agents need few connections, and the shared PostgreSQL has a hundred
+    # for everyone's tests.
+    "DB_POOL_SIZE": "4",
 }
 
 
