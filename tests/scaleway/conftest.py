@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from scaleway import Client
@@ -12,12 +13,15 @@ from scaleway.instance.v1 import Server
 from scaleway.instance.v1.custom_api import InstanceUtilsV1API
 from scaleway.marketplace.v2 import MarketplaceV2API
 
+from inventiv_common import agent_package
+from tests.lifecycle.conftest import Platform, running_platform
 from tests.support.fake_scaleway import (
     DEFAULT_ACCOUNT,
     Account,
     FakeScalewayCloud,
     FakeScalewayServer,
 )
+from tests.support.scaleway_platform import Cloud
 
 GPU_ZONE = "fr-par-2"
 
@@ -95,3 +99,27 @@ def wait_for_state(
             return server
         time.sleep(0.02)
     raise AssertionError(f"server {server_id} never reached {state}")
+
+
+@pytest.fixture(scope="session")
+def agent_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The worker agent's wheel, built from this tree as `make dev` builds it."""
+    return agent_package.build(tmp_path_factory.mktemp("agent"))
+
+
+@pytest.fixture
+def scaleway_cloud(tmp_path: Path) -> Iterator[Cloud]:
+    """The fake Scaleway API with VMs behind it (see tests/support/scaleway_platform.py)."""
+    made = Cloud(tmp_path)
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def scaleway_platform(
+    scaleway_cloud: Cloud, agent_wheel: Path, empty_database_url: str, tmp_path: Path
+) -> Iterator[Platform]:
+    """The real api and orchestrator, deploying on `scaleway_cloud`."""
+    settings = scaleway_cloud.settings(agent_wheel)
+    with running_platform(empty_database_url, tmp_path, None, settings) as platform:
+        yield platform

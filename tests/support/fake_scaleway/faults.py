@@ -140,3 +140,8 @@ class FaultPlan:
     def pending_failures(self) -> int:
         with self._lock:
             return sum(f.remaining for f in self._failures)
+
+    def clear_failures(self) -> None:
+        """Scaleway answers again: every failure still pending is dropped."""
+        with self._lock:
+            self._failures.clear()
