@@ -64,14 +64,30 @@ def moves(orchestrator: LiveOrchestrator, run: WorkerRun) -> set[tuple[str, str]
 
 
 def test_readiness_follows_model_loading(
-    orchestrator: LiveOrchestrator, start_worker: StartWorker
+    orchestrator: LiveOrchestrator, start_worker: StartWorker, tmp_path: Path
 ) -> None:
-    # The engine loads its model for 3 s: the agent's readiness must say so meanwhile.
-    run = start_worker(orchestrator, "--startup-delay", "3")
+    # The engine loads its model until the test says it is done.
+    loaded = tmp_path / "model-loaded"
+    run = start_worker(orchestrator, "--loaded-when", str(loaded))
+    loading = wait_until(
+        lambda: (answer := run.get("/readyz")).json()["phase"] == "loading_model" and answer,
+        90,
+        "the agent saying the engine loads its model",
+    )
+    assert loading.status_code == 503 and loading.json()["ready"] is False
+
+    def steps_of(row: dict[str, Any]) -> list[str]:
+        return [entry["step"] for entry in row["progress_steps"]]
+
+    row = orchestrator.wait_instance(
+        run.instance_id,
+        lambda row: row["worker_phase"] == "loading_model" and "model_loading" in steps_of(row),
+        "the orchestrator recording that the model loads",
+    )
+    assert row["status"] == "starting" and "ready" not in steps_of(row)
+
+    loaded.touch()
     seen = wait_ready(run)
-    not_ready = [s for s in seen if s["status"] == 503]
-    assert any(s["phase"] == "loading_model" for s in not_ready), seen
-    assert {s["phase"] for s in not_ready} <= {"installing", "starting", "loading_model"}
     assert seen[-1] == {
         "status": 200,
         "ready": True,
@@ -79,11 +95,10 @@ def test_readiness_follows_model_loading(
         "reason": "engine serves the model",
     }
     phases = [e["phase"] for e in events(run) if e["event"] == "phase"]
-    assert phases[-1] == "ready" and "loading_model" in phases[:-1], phases
+    assert phases[-2:] == ["loading_model", "ready"], phases
     assert run.get("/healthz").json() == {"status": "ok"}
 
-    row = serving(orchestrator, run)
-    steps = [entry["step"] for entry in row["progress_steps"]]
+    steps = steps_of(serving(orchestrator, run))
     assert steps.index("worker_reachable") < steps.index("agent_registered")
     assert steps.index("agent_registered") < steps.index("engine_started") < steps.index("ready")
     assert moves(orchestrator, run) == WALKED_UP

@@ -115,12 +115,15 @@ def test_errors_use_the_openai_shape(engine_factory: Any) -> None:
         failing.completions.create(model=MODEL, prompt="x")
 
 
-def test_startup_delay_and_vllm_metrics(engine_factory: Any) -> None:
-    # The engine answers at once but loads its model for 4 s: long enough that the two
-    # calls right after it answers come while it loads, even on a loaded machine.
-    engine = engine_factory("--startup-delay", "4")
+def test_the_model_loads_before_the_engine_serves_and_vllm_metrics(
+    engine_factory: Any, tmp_path: Path
+) -> None:
+    # The engine answers at once, but loads its model until the test says it is done.
+    loaded = tmp_path / "model-loaded"
+    engine = engine_factory("--loaded-when", str(loaded))
     assert httpx.get(f"{engine.url}/health").status_code == 503
     assert httpx.get(f"{engine.url}/v1/models").status_code == 503
+    loaded.touch()
     wait_until(
         lambda: httpx.get(f"{engine.url}/health").status_code == 200,
         60,
@@ -138,6 +141,18 @@ def test_startup_delay_and_vllm_metrics(engine_factory: Any) -> None:
     ):
         assert line in metrics
     assert "vllm:gpu_cache_usage_perc" in metrics
+
+
+def test_the_startup_delay_holds_the_model_back(engine_factory: Any) -> None:
+    started = time.monotonic()
+    engine = engine_factory("--startup-delay", "3")
+    wait_until(
+        lambda: httpx.get(f"{engine.url}/health").status_code == 200,
+        60,
+        "the engine saying healthy once its startup delay is over",
+    )
+    # The delay is the behaviour: a lower bound only, which a slow machine cannot fail.
+    assert time.monotonic() - started >= 3
 
 
 def test_ttft_and_token_delay(engine_factory: Any) -> None:

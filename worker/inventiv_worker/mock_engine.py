@@ -71,6 +71,9 @@ class EngineOptions:
     model: str = "inventiv/mock-echo"
     api_key: str | None = None
     startup_delay_s: float = 0.0
+    # A file whose existence ends the loading (after the delay): a test holds the
+    # loading phase for exactly as long as it needs, whatever the machine's speed.
+    loaded_when: str | None = None
     ttft_ms: float = 0.0
     token_delay_ms: float = 0.0
     error_rate: float = 0.0
@@ -161,7 +164,13 @@ class MockEngine:
 
     @property
     def loaded(self) -> bool:
-        return time.monotonic() >= self.loaded_at
+        if time.monotonic() < self.loaded_at:
+            return False
+        if self.options.loaded_when is not None:
+            if not os.path.exists(self.options.loaded_when):
+                return False
+            self.options.loaded_when = None  # loaded for good: no more looking
+        return True
 
     # -- ASGI -------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -588,6 +597,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[EngineOptions, str, int]:
         help="seconds of simulated model loading",
     )
     parser.add_argument(
+        "--loaded-when",
+        metavar="PATH",
+        default=env("MOCK_ENGINE_LOADED_WHEN") or None,
+        help="the model loads until this file exists (and the startup delay is over)",
+    )
+    parser.add_argument(
         "--ttft-ms",
         type=float,
         default=float(env("MOCK_ENGINE_TTFT_MS", "0")),
@@ -624,6 +639,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[EngineOptions, str, int]:
         model=args.model,
         api_key=args.api_key,
         startup_delay_s=args.startup_delay,
+        loaded_when=args.loaded_when,
         ttft_ms=args.ttft_ms,
         token_delay_ms=args.token_delay_ms,
         error_rate=args.error_rate,
