@@ -140,18 +140,24 @@ class ControlPlane:
         response.raise_for_status()
         return client
 
+    def stop_orchestrator(self) -> None:
+        self._stop("orchestrator")
+
     def stop(self) -> None:
-        for name in ("orchestrator", "api"):
-            process = self.processes.get(name)
-            if process is None or process.poll() is not None:
-                continue
-            process.send_signal(signal.SIGINT)  # a clean stop (and the profile, if asked)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        self._stop("orchestrator")
+        self._stop("api")
         shutil.rmtree(self.home, ignore_errors=True)
+
+    def _stop(self, name: str) -> None:
+        process = self.processes.get(name)
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGINT)  # a clean stop (and the profile, if asked)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
 
 
 @dataclass
@@ -402,12 +408,19 @@ def postgres_process() -> psutil.Process | None:
 
 
 def cpu_seconds(process: psutil.Process) -> float:
-    """CPU seconds of a process, and for PostgreSQL's postmaster, of all its backends
-    (every database's: the machine is shared, so this is an upper bound)."""
+    """CPU seconds of a process, and for PostgreSQL's postmaster, of all its backends,
+    living and ended (every database's: the machine is shared, so an upper bound)."""
     try:
+        times = process.cpu_times()
         if process.name() in ("postgres", "postmaster") and process.pid != os.getpid():
-            family = [process, *process.children(recursive=True)]
-            return sum(sum(p.cpu_times()[:2]) for p in family if p.is_running())
-        return sum(process.cpu_times()[:2])
+            # Ended backends are counted in the postmaster's children times once reaped.
+            living = 0.0
+            for child in process.children():
+                try:
+                    living += sum(child.cpu_times()[:2])
+                except psutil.Error:
+                    continue  # ended meanwhile: counted as reaped at the next reading
+            return times.user + times.system + times.children_user + times.children_system + living
+        return times.user + times.system
     except psutil.Error:
         return 0.0
