@@ -15,8 +15,9 @@ from inventiv_common.settings import DEV_SECRET_FALLBACK
 from tests.api.conftest import ADMIN_PASSWORD, World, start_api
 from tests.support.processes import clean_env
 
-SECRET = "scw-secret-" + "s" * 24
-ACCESS = "SCWACCESSKEY1234"
+# In Scaleway's formats; the shared orchestrator's Scaleway API is a closed port.
+SECRET = str(uuid.uuid4())
+ACCESS = "SCWACCESSKEY12345678"
 PROJECT = str(uuid.uuid4())
 
 
@@ -49,14 +50,15 @@ def test_credentials_are_masked_and_encrypted(world: World, database_url: str) -
 
     values = {"access_key": ACCESS, "secret_key": SECRET, "project_id": PROJECT}
     response = client.put("/provider_settings/scaleway", json={"values": values})
-    assert response.status_code == 200, response.text
+    # Scaleway cannot be asked: stored anyway, to be checked when it can be.
+    assert response.status_code == 202, response.text
     for text in (response.text, client.get("/provider_settings/scaleway").text):
         assert SECRET not in text and ACCESS not in text and PROJECT not in text
     body = response.json()
     assert body["configured"] is True and body["values"]["secret_key"].endswith(SECRET[-4:])
-    assert {s["provider"]: s["configured"] for s in client.get("/providers/config-status").json()}[
-        "scaleway"
-    ]
+    assert body["verification"] == "pending" and body["last_verified_at"] is None
+    scaleway = {s["provider"]: s for s in client.get("/providers/config-status").json()}["scaleway"]
+    assert scaleway["configured"] is True and scaleway["verified"] is False
 
     rows = asyncio.run(_raw_rows(database_url, org_id))
     assert {r["key"] for r in rows} == set(values)

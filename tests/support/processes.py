@@ -38,8 +38,14 @@ def clean_env(**overrides: str) -> dict[str, str]:
 
 def without_fixed_addresses(env: Mapping[str, str]) -> dict[str, str]:
     """`env`, with a closed address for each peer the test did not name: the defaults
-    (the orchestrator on :8001, the api on :8003) reach whatever runs there."""
-    return {"ORCHESTRATOR_URL": closed_url(), "WORKER_CONTROL_PLANE_URL": closed_url(), **env}
+    (the orchestrator on :8001, the api on :8003) reach whatever runs there, and
+    Scaleway's own API would be asked about the test's credentials."""
+    return {
+        "ORCHESTRATOR_URL": closed_url(),
+        "WORKER_CONTROL_PLANE_URL": closed_url(),
+        "SCALEWAY_API_URL": closed_url(),
+        **env,
+    }
 
 
 class ServiceProcess:

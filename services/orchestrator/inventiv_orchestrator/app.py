@@ -148,4 +148,8 @@ def create_app(settings: OrchestratorSettings | None = None) -> FastAPI:
             heartbeats={"flushes": heartbeats.flushes, "rows_written": heartbeats.rows_written},
         )
 
+    # The api asks there before it stores an organization's provider credentials.
+    from inventiv_orchestrator.credentials_route import router as credentials_route
+
+    app.include_router(credentials_route)
     return app

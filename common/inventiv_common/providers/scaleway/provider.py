@@ -41,11 +41,10 @@ from inventiv_common.providers.base import (
     ServerSpec,
 )
 from inventiv_common.providers.scaleway.calls import SdkCalls
+from inventiv_common.providers.scaleway.credentials import refusal as credentials_refusal
 from inventiv_common.providers.scaleway.errors import (
     INVALID_ARGUMENT,
-    INVALID_CREDENTIALS,
     NOT_FOUND,
-    PERMISSION_DENIED,
 )
 
 DEFAULT_API_URL = "https://api.scaleway.com"
@@ -293,25 +292,9 @@ class ScalewayProvider:
         return list(types.values())
 
     async def check_credentials(self) -> bool:
-        """True when Scaleway accepts the keys for the project. A refusal is False; a
-        Scaleway that cannot be asked raises (the caller says so rather than guess)."""
-        try:
-            self.client.validate()
-        except Exception:
-            return False  # malformed: not even worth asking
-        try:
-            await self.calls(
-                "checking the credentials",
-                self.instance.list_servers,
-                zone=self.config.zones[0],
-                project=self.config.project_id,
-                per_page=1,
-            )
-        except ProviderError as exc:
-            if exc.code in (INVALID_CREDENTIALS, PERMISSION_DENIED):
-                return False
-            raise
-        return True
+        """True when Scaleway accepts the keys for the project's servers (credentials.py
+        says why not). A Scaleway that cannot be asked raises."""
+        return await credentials_refusal(self) is None
 
     # -- plumbing ---------------------------------------------------------------------
     async def _new_server(self, spec: ServerSpec, data: BlockVolume) -> Server:

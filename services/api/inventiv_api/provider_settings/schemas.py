@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import JsonValue
@@ -23,6 +24,10 @@ class ProviderSettingsOut(BaseModel):
     # Masked: only the last characters of each value are shown.
     values: dict[str, str]
     updated_at: datetime | None
+    # Whether the provider accepted the stored values at their last check since they
+    # changed: `pending` until one has answered; null when there is nothing to check.
+    verification: Literal["verified", "refused", "pending"] | None
+    last_verified_at: datetime | None
 
 
 class ProviderSettingsUpdate(BaseModel):
@@ -48,5 +53,13 @@ class ProviderSettingsUpdate(BaseModel):
 class ProviderConfigStatus(BaseModel):
     provider: str
     name: str
+    # The organization's own credentials (an organization without them deploys with
+    # the platform's, when the platform has some).
     configured: bool
     missing: list[str]
+    verified: bool
+    verification: Literal["verified", "refused", "pending"] | None
+    # The provider's reason, when it refused the stored values or could not be asked.
+    verification_reason: str | None
+    # The latest check the provider passed for this organization's stored values.
+    last_verified_at: datetime | None
