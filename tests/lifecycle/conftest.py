@@ -1,11 +1,12 @@
 """A real platform for lifecycle tests: api and orchestrator processes on one fresh
-database and the shared Redis, with mock instances running as real local processes."""
+database and the shared Redis (or a Redis of the test's own, which it may stop), with
+mock instances running as real local processes."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,8 @@ import pytest
 from inventiv_common.net import free_port
 from tests.api.conftest import ADMIN_PASSWORD, LiveApi
 from tests.support.processes import ServiceProcess, clean_env
-from tests.support.redis_servers import REDIS_URL
+from tests.support.redis_servers import REDIS_URL, ThrowawayRedis
+from tests.support.waiting import wait_until
 
 HEARTBEAT_S = 0.5
 
@@ -30,6 +32,8 @@ class Platform:
     env: dict[str, str]
     home: Path
     tmp: Path
+    # The Redis every process of this platform uses, when it is the test's own.
+    redis: ThrowawayRedis | None = None
 
     def catalog(self) -> dict[str, str]:
         """Ids of the mock type, zone and model to deploy."""
@@ -82,23 +86,35 @@ class Platform:
     def instance(self, instance_id: str) -> dict[str, Any]:
         return self.admin.get(f"/instances/{instance_id}").json()
 
-    def wait_status(self, instance_id: str, status: str, timeout: float = 60.0) -> list[str]:
+    def wait_status(self, instance_id: str, status: str, timeout: float = 90.0) -> list[str]:
         """Poll until the instance reaches `status`; returns the statuses seen."""
         seen: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def reached() -> bool:
             current = self.instance(instance_id)["status"]
             if not seen or seen[-1] != current:
                 seen.append(current)
-            if current == status:
-                return seen
-            time.sleep(0.1)
-        last = self.instance(instance_id)
-        worker = {k: v for k, v in last.items() if k.startswith("worker_") or k == "progress_steps"}
-        raise AssertionError(
-            f"{instance_id} never reached {status}; saw {seen}\nworker: {worker}\n"
-            + "\n".join(o.output()[-3000:] for o in self.orchestrators)
-        )
+            return current == status
+
+        try:
+            wait_until(reached, timeout, f"{instance_id} {status}", interval=0.1)
+        except AssertionError:
+            last = self.instance(instance_id)
+            worker = {
+                k: v for k, v in last.items() if k.startswith("worker_") or k == "progress_steps"
+            }
+            raise AssertionError(
+                f"{instance_id} never reached {status}; saw {seen}\nworker: {worker}\n"
+                + "\n".join(o.output()[-3000:] for o in self.orchestrators)
+            ) from None
+        return seen
+
+    def action_logs(self, **params: str) -> list[dict[str, Any]]:
+        """Action log entries (newest first) matching the api's filters."""
+        response = self.admin.get("/action_logs", params={"limit": "100", **params})
+        assert response.status_code == 200, response.text
+        entries: list[dict[str, Any]] = response.json()
+        return entries
 
     def start_orchestrator(self, *, primary: bool = True, **extra: str) -> ServiceProcess:
         """Start an orchestrator; the primary one listens where the api forwards the
@@ -125,18 +141,15 @@ def runtime_processes(instance_id: str) -> list[psutil.Process]:
     return [p for p in unique if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
-@pytest.fixture
-def platform(
-    empty_database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+@contextmanager
+def running_platform(
+    database_url: str, tmp_path: Path, redis: ThrowawayRedis | None, overrides: dict[str, str]
 ) -> Iterator[Platform]:
-    """The platform; a test marked `platform_env(NAME="value", ...)` gets those
-    settings in every process."""
-    marker = request.node.get_closest_marker("platform_env")
     api_port, orch_port = free_port(), free_port()
     home = tmp_path / "home"
     settings = dict(
-        DATABASE_URL=empty_database_url,
-        REDIS_URL=REDIS_URL,
+        DATABASE_URL=database_url,
+        REDIS_URL=redis.url if redis else REDIS_URL,
         REDIS_CHANNEL_PREFIX=f"test-{uuid.uuid4().hex[:8]}:",
         INVENTIV_ENV="test",
         INVENTIV_HOME=str(home),
@@ -151,7 +164,7 @@ def platform(
         HEARTBEAT_FLUSH_INTERVAL_S="0.2",
         LOGIN_RATE_LIMIT_PER_IP="100000",
     )
-    env = clean_env(**{**settings, **(marker.kwargs if marker else {})})  # the marker wins
+    env = clean_env(**{**settings, **overrides})  # the test's settings win
     api_process = ServiceProcess(
         "inventiv_api", api_port, {**env, "API_PORT": str(api_port)}, tmp_path / "api.log"
     )
@@ -165,7 +178,7 @@ def platform(
     )
     orchestrator.wait_ready()
     platform = Platform(
-        api, [orchestrator], api.login("admin", ADMIN_PASSWORD), env, home, tmp_path
+        api, [orchestrator], api.login("admin", ADMIN_PASSWORD), env, home, tmp_path, redis
     )
     yield platform
     # Leave nothing running: terminate every mock runtime this test started.
@@ -178,3 +191,31 @@ def platform(
     for process in platform.orchestrators:
         process.stop()
     api_process.stop()
+
+
+@pytest.fixture
+def platform(
+    empty_database_url: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Platform]:
+    """The platform; a test marked `platform_env(NAME="value", ...)` gets those
+    settings in every process."""
+    marker = request.node.get_closest_marker("platform_env")
+    with running_platform(
+        empty_database_url, tmp_path, None, dict(marker.kwargs) if marker else {}
+    ) as platform:
+        yield platform
+
+
+@pytest.fixture
+def platform_on_own_redis(empty_database_url: str, tmp_path: Path) -> Iterator[Platform]:
+    """The platform with every process (api and orchestrator) on a Redis of the test's
+    own, `platform.redis`, which the test may stop and start again."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    redis = ThrowawayRedis(redis_dir)
+    redis.start()
+    try:
+        with running_platform(empty_database_url, tmp_path, redis, {}) as platform:
+            yield platform
+    finally:
+        redis.stop()
