@@ -3,12 +3,11 @@ cleanly when deleted, every step in the action log."""
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
 from tests.lifecycle.conftest import Platform, runtime_processes
+from tests.support.waiting import wait_until
 
 
 def test_deploy_watch_ready_then_terminate(platform: Platform) -> None:
@@ -35,10 +34,7 @@ def test_deploy_watch_ready_then_terminate(platform: Platform) -> None:
     deleted = platform.admin.delete(f"/instances/{instance_id}")
     assert deleted.status_code == 202 and deleted.json()["terminate_requested_at"]
     platform.wait_status(instance_id, "terminated")
-    deadline = time.monotonic() + 10
-    while runtime_processes(instance_id) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert runtime_processes(instance_id) == []
+    wait_until(lambda: runtime_processes(instance_id) == [], 60, "the runtime's processes gone")
 
     logs = platform.admin.get(
         "/action_logs", params={"instance_id": instance_id, "limit": 100}
@@ -80,12 +76,15 @@ def test_with_mock_delays_every_state_can_be_watched(platform: Platform) -> None
     created = platform.deploy()
     instance_id = created["id"]
     seen = [(created["status"], created["progress_percent"])]
-    deadline = time.monotonic() + 60
-    while seen[-1][0] != "ready" and time.monotonic() < deadline:
+
+    def ready() -> bool:
         now = platform.instance(instance_id)
         if (now["status"], now["progress_percent"]) != seen[-1]:
             seen.append((now["status"], now["progress_percent"]))
-        time.sleep(0.1)
+        return bool(now["status"] == "ready")
+
+    # Polled as a user would, often enough to see each one-second stage.
+    wait_until(ready, 90, f"{instance_id} ready (seen {seen})", interval=0.1)
     statuses = [status for status, _ in seen]
     assert list(dict.fromkeys(statuses)) == [
         "provisioning",
@@ -203,7 +202,6 @@ def test_worker_endpoints_refuse_bad_credentials(platform: Platform) -> None:
 def test_live_feed_streams_the_workspace_changes_and_nothing_to_others(
     platform: Platform,
 ) -> None:
-    import contextlib
     import json
     import threading
 
@@ -212,12 +210,11 @@ def test_live_feed_streams_the_workspace_changes_and_nothing_to_others(
 
     feeds: dict[str, list[dict[str, object]]] = {"admin": [], "outsider": []}
     connected = {name: threading.Event() for name in feeds}
+    failures: list[BaseException] = []
 
-    def listen(name: str, client: httpx.Client) -> None:
-        with (
-            contextlib.suppress(httpx.HTTPError),  # the feed is cut when the platform stops
-            client.stream("GET", "/events/instances", timeout=60) as response,
-        ):
+    def follow(name: str, client: httpx.Client) -> None:
+        """Read the feed until this workspace's instance is ready."""
+        with client.stream("GET", "/events/instances", timeout=120) as response:
             assert response.headers["content-type"].startswith("text/event-stream")
             kind = None
             for line in response.iter_lines():
@@ -230,6 +227,13 @@ def test_live_feed_streams_the_workspace_changes_and_nothing_to_others(
                         feeds[name].append(json.loads(line[6:]))
                         if feeds[name][-1]["to"] == "ready":
                             return
+        raise AssertionError(f"{name}'s feed ended before its instance was ready")
+
+    def listen(name: str, client: httpx.Client) -> None:
+        try:
+            follow(name, client)
+        except BaseException as exc:  # surfaced by the test, not lost with the thread
+            failures.append(exc)
 
     readers = [
         threading.Thread(target=listen, args=(name, client), daemon=True)
@@ -237,19 +241,26 @@ def test_live_feed_streams_the_workspace_changes_and_nothing_to_others(
     ]
     for reader in readers:
         reader.start()
-    assert all(event.wait(10) for event in connected.values())
-    instance_id = platform.deploy()["id"]
-    readers[0].join(timeout=60)
-    moves = [(e["from"], e["to"]) for e in feeds["admin"] if e["instance_id"] == instance_id]
-    assert moves == [
+    assert all(event.wait(60) for event in connected.values()), failures
+    # One deployment in each workspace, both feeds open the whole time.
+    mine = platform.deploy()["id"]
+    deployed = outsider.post("/deployments", json=platform.catalog())
+    assert deployed.status_code == 202, deployed.text
+    theirs = deployed.json()["id"]
+    for reader in readers:
+        reader.join(120)
+    assert [r.name for r in readers if r.is_alive()] == [] and failures == [], failures
+    lifecycle = [
         ("provisioning", "booting"),
         ("booting", "installing"),
         ("installing", "starting"),
         ("starting", "ready"),
     ]
-    assert feeds["admin"][-1]["progress"] == 100
-    # The other organization's feed, open the whole time, carried none of it.
-    assert feeds["outsider"] == []
+    for name, instance_id in (("admin", mine), ("outsider", theirs)):
+        # Each feed carried its own workspace's instance, and nothing of the other's.
+        assert [e["instance_id"] for e in feeds[name]] == [instance_id] * 4, feeds[name]
+        assert [(e["from"], e["to"]) for e in feeds[name]] == lifecycle
+        assert feeds[name][-1]["progress"] == 100
 
 
 def test_agent_checksum_mismatch_is_flagged_or_refused(platform: Platform) -> None:
@@ -267,6 +278,14 @@ def test_agent_checksum_mismatch_is_flagged_or_refused(platform: Platform) -> No
     platform.start_orchestrator(EXPECTED_AGENT_CHECKSUM="0" * 64, REFUSE_AGENT_MISMATCH="1")
     refused = platform.deploy()["id"]
     platform.wait_status(refused, "installing")
-    time.sleep(3)  # registrations keep being refused: it never starts
-    assert platform.instance(refused)["status"] == "installing"
+
+    # Its agent keeps trying to register (a second apart at most); each try is refused.
+    def refusals() -> list[dict[str, object]]:
+        logged = platform.action_logs(instance_id=refused, action_type="worker.version_mismatch")
+        return logged if len(logged) >= 3 else []
+
+    refused_three_times = wait_until(refusals, 60, "three registrations refused")
+    assert {e["status"] for e in refused_three_times} == {"failed"}
+    assert platform.action_logs(instance_id=refused, action_type="worker.registered") == []
+    assert platform.instance(refused)["status"] == "installing"  # it never starts
     assert platform.instance(refused)["worker_version_mismatch"] is True
