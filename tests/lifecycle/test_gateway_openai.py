@@ -4,7 +4,6 @@ deployment (api, orchestrator, worker agent and mock engine as processes)."""
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 
 import asyncpg
@@ -14,6 +13,7 @@ import pytest
 
 from tests.lifecycle.conftest import Platform
 from tests.support.mock_engine import MOCK_MODEL
+from tests.support.waiting import wait_until
 
 
 def api_key(platform: Platform, **fields: object) -> str:
@@ -163,17 +163,17 @@ def test_errors_have_openai_types_and_statuses(deployed: tuple[Platform, str]) -
         f"/instances/{instance_id}/activation/economic", json={"active": False}
     )
     assert switched_off.status_code == 200, switched_off.text
+
     # The route table is refreshed every second: switched off, it stops serving then.
-    deadline = time.monotonic() + 3
-    while True:
-        unavailable = httpx.post(
+    def refused() -> httpx.Response | None:
+        answer = httpx.post(
             f"{serving.api.base_url}/v1/chat/completions",
             json={"model": MOCK_MODEL, "messages": [{"role": "user", "content": "x"}]},
             headers={"Authorization": f"Bearer {key}"},
         )
-        if unavailable.status_code != 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.1)
+        return answer if answer.status_code != 200 else None
+
+    unavailable = wait_until(refused, 60, "the switched-off instance out of the route table")
     assert unavailable.status_code == 503, unavailable.text
     assert unavailable.headers["retry-after"] == "5"
 
@@ -231,11 +231,8 @@ def test_every_request_is_metered_with_the_engine_s_own_token_counts(
             await conn.close()
         return rows, totals, int(port)
 
-    deadline = time.monotonic() + 10
+    wait_until(lambda: len(asyncio.run(metered())[0]) >= sent, 60, f"{sent} usage rows")
     rows, totals, port = asyncio.run(metered())
-    while len(rows) < sent and time.monotonic() < deadline:
-        time.sleep(0.2)
-        rows, totals, port = asyncio.run(metered())
     assert len(rows) == sent
     assert {r["request_id"] for r in rows} == set(answers)
     for row in rows:

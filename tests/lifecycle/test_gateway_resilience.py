@@ -22,6 +22,7 @@ from tests.lifecycle.test_gateway_openai import api_key, client, engine_port
 from tests.support.faults import CuttableLink
 from tests.support.mock_engine import MOCK_MODEL
 from tests.support.processes import ServiceProcess
+from tests.support.waiting import wait_until
 
 PROMPT = [{"role": "user", "content": "tell me a long story"}]  # five tokens
 
@@ -42,7 +43,9 @@ def usage_rows(platform: Platform, instance_id: str) -> list[asyncpg.Record]:
 
 
 def wait_rows(platform: Platform, instance_id: str, count: int) -> list[asyncpg.Record]:
-    deadline = time.monotonic() + 20
+    """The instance's usage rows once there are `count` (or what there is at the
+    deadline, for the caller's assertion to show)."""
+    deadline = time.monotonic() + 60
     rows = usage_rows(platform, instance_id)
     while len(rows) < count and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -50,15 +53,20 @@ def wait_rows(platform: Platform, instance_id: str, count: int) -> list[asyncpg.
     return rows
 
 
-def engine_counts(platform: Platform, instance_id: str) -> tuple[float, float]:
-    """(prompt tokens, generated tokens) as the instance's engine counted them."""
+def engine_metrics(platform: Platform, instance_id: str) -> dict[str, float]:
+    """The instance's engine's counters and gauges, by name."""
     port = asyncio.run(engine_port(platform, instance_id))
-    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics").text
-    values = {
+    metrics = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    return {
         line.split("{")[0]: float(line.rsplit(" ", 1)[1])
         for line in metrics.splitlines()
-        if line.startswith("vllm:") and "{" in line
+        if line.startswith(("vllm:", "mock:")) and "{" in line
     }
+
+
+def engine_counts(platform: Platform, instance_id: str) -> tuple[float, float]:
+    """(prompt tokens, generated tokens) as the instance's engine counted them."""
+    values = engine_metrics(platform, instance_id)
     return values["vllm:prompt_tokens_total"], values["vllm:generation_tokens_total"]
 
 
@@ -82,7 +90,7 @@ def test_clients_leaving_mid_stream_stop_the_engine_and_are_metered_to_the_token
         return "streamed"
 
     def abandoned() -> str:
-        # 200 tokens would take 8 s at 40 ms each; the client leaves after three.
+        # 200 tokens, 8 s at 40 ms each; the client leaves after three.
         stream = ai.chat.completions.create(
             model=MOCK_MODEL, messages=PROMPT, max_tokens=200, stream=True
         )
@@ -102,12 +110,19 @@ def test_clients_leaving_mid_stream_stop_the_engine_and_are_metered_to_the_token
     left = [r for r in rows if r["status"] == "client_closed"]
     assert len(left) == 4
     assert all(r["status"] == "success" for r in rows if r not in left)
+    # The engine stopped each stream its client left: it runs nothing any more, and the
+    # only answers it sent to their end are the eight that were read whole.
+    wait_until(
+        lambda: engine_metrics(platform, instance_id)["vllm:num_requests_running"] == 0,
+        60,
+        "the engine stopped generating for the clients that left",
+    )
+    assert engine_metrics(platform, instance_id)["mock:responses_completed_total"] == 8
     for row in left:
-        # The prompt is known from the engine's running usage, and the engine stopped
-        # soon after the client left: a few tokens, not 200, well inside 8 s.
+        # The prompt is known from the engine's running usage; what was generated
+        # before the stop is metered: at least what the client read, not all 200.
         assert row["stream"] and row["prompt_tokens"] == 5
-        assert 3 <= row["completion_tokens"] < 30, row
-        assert row["latency_ms"] < 3000, row
+        assert 3 <= row["completion_tokens"] < 200, row
     prompt, generated = engine_counts(platform, instance_id)
     assert sum(r["prompt_tokens"] for r in rows) == prompt == 5 * len(jobs)
     assert sum(r["completion_tokens"] for r in rows) == generated
@@ -159,23 +174,37 @@ def test_postgresql_away_for_ten_seconds_under_load_loses_no_usage_record(
                     served.append(datetime.now(UTC))
 
         threads = [threading.Thread(target=load, args=(i % 2 == 0,)) for i in range(4)]
+        started_at = datetime.now(UTC)
         for thread in threads:
             thread.start()
-        time.sleep(2)
+
+        def served_since(moment: datetime, count: int) -> bool:
+            assert failures == [], failures
+            return len([t for t in served if t > moment]) >= count
+
+        wait_until(lambda: served_since(started_at, 20), 60, "answers served under load")
         link.cut()
-        cut_at = datetime.now(UTC)
-        time.sleep(10)
+        cut_at, cut_clock = datetime.now(UTC), time.monotonic()
+        # Away for the ten seconds the scenario is about, serving all along from its
+        # caches: fifty answers at least, however slowly a loaded machine gives them.
+        wait_until(
+            lambda: served_since(cut_at, 50) and time.monotonic() - cut_clock >= 10,
+            120,
+            "fifty answers served while PostgreSQL is away",
+        )
         # Still away: what was served meanwhile waits in the api, not in the table.
-        during = [t for t in served if t > cut_at]
         stored = [r for r in usage_rows(platform, instance_id) if r["occurred_at"] > cut_at]
         link.restore()
-        time.sleep(3)
+        restored_at = datetime.now(UTC)
+        wait_until(
+            lambda: served_since(restored_at, 20), 60, "answers served once PostgreSQL is back"
+        )
         stop.set()
         for thread in threads:
-            thread.join(30)
+            thread.join(60)
 
+        assert [t.name for t in threads if t.is_alive()] == []
         assert failures == []
-        assert len(during) > 50, len(during)  # served all along, from its caches
         assert stored == []
         rows = wait_rows(platform, instance_id, len(served))
     finally:
