@@ -282,9 +282,9 @@ def test_runs_on_its_own_for_make_dev(tmp_path: Path) -> None:
         settings = dict(word.split("=", 1) for word in log_text(log).split())
         assert settings["SCALEWAY_API_URL"] == f"http://127.0.0.1:{port}"
         client = Client(
-            access_key=settings["SCW_ACCESS_KEY"],
-            secret_key=settings["SCW_SECRET_KEY"],
-            default_project_id=settings["SCW_DEFAULT_PROJECT_ID"],
+            access_key=settings["SCALEWAY_ACCESS_KEY"],
+            secret_key=settings["SCALEWAY_SECRET_KEY"],
+            default_project_id=settings["SCALEWAY_PROJECT_ID"],
             default_zone=GPU_ZONE,
             api_url=settings["SCALEWAY_API_URL"],
             api_allow_insecure=True,

@@ -1,4 +1,5 @@
-"""The `inventiv` command: `dev`, `migrate`, `seed`, `rotate-provider-key`."""
+"""The `inventiv` command: `dev`, `migrate`, `seed`, `rotate-provider-key`, the Mock
+runtime commands and `scaleway check | smoke`."""
 
 from __future__ import annotations
 
@@ -105,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate-provider-key",
         help="re-encrypt stored provider credentials with the first PROVIDER_SETTINGS_KEY entry",
     )
+    from inventiv_common.cli.scaleway_args import add_scaleway
+
+    add_scaleway(sub)
     return parser
 
 
@@ -141,6 +145,10 @@ def main(argv: list[str] | None = None) -> None:
                 run(args.command, getattr(args, "instance_id", None), _database_url())
             ):
                 print(line)
+        elif args.command == "scaleway":
+            from inventiv_common.cli.scaleway_args import run_scaleway
+
+            raise SystemExit(run_scaleway(args))
         elif args.command == "rotate-provider-key":
             changed = asyncio.run(_rotate_provider_key())
             print(f"re-encrypted {changed} provider setting value(s) with the active key")

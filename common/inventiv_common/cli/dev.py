@@ -2,7 +2,8 @@
 
 Order: dev home and secrets, free ports, PostgreSQL and Redis (embedded unless
 configured), migrations and seed, then api, orchestrator and finops as child
-processes whose log lines are prefixed with their name.
+processes whose log lines are prefixed with their name. Meanwhile, in the background,
+the worker agent's wheel that Scaleway VMs install is built into INVENTIV_HOME/agent.
 
 It supervises them as a process supervisor would: a service that dies is restarted
 after a pause that doubles with each crash (logged), and only a service that keeps
@@ -271,6 +272,34 @@ class DevPlatform:
         _say("stopped")
 
 
+def build_agent_package(home: Path) -> threading.Thread | None:
+    """Builds the worker agent's wheel into `home`/agent in a thread (a few seconds of
+    pip, which the services need not wait for: a VM asks for it minutes later), and
+    says in one line when it is ready or why there is none. None when nothing is built."""
+    from inventiv_common import agent_package
+
+    if os.environ.get("AGENT_PACKAGE"):
+        _say(f"agent package: AGENT_PACKAGE={os.environ['AGENT_PACKAGE']} (not built)")
+        return None
+    if agent_package.source_tree() is None:
+        _say("agent package: not built (no source tree); Scaleway VMs need AGENT_PACKAGE")
+        return None
+
+    def build() -> None:
+        try:
+            wheel = agent_package.build(home / "agent")
+        except Exception as exc:  # any cause: said, and the platform runs on without it
+            _say(f"agent package not built ({type(exc).__name__}: {exc}); Scaleway VMs need it")
+            return
+        found = agent_package.find(str(wheel))
+        digest = found.sha256[:12] if found else "?"
+        _say(f"agent package ready for VMs: {wheel} (sha256 {digest}…)")
+
+    thread = threading.Thread(target=build, name="agent-package", daemon=True)
+    thread.start()
+    return thread
+
+
 def run_dev() -> int:
     home = dev_env.home()
     bind_host = os.environ.get("BIND_HOST", "127.0.0.1")
@@ -302,6 +331,7 @@ def run_dev() -> int:
             env.setdefault(name, DEV_STAGE_DELAY_S)
         # Workers reach the control plane through the api, wherever API_PORT put it.
         env.setdefault("WORKER_CONTROL_PLANE_URL", f"http://127.0.0.1:{SERVICES[0].port}")
+        build_agent_package(home)
         platform.prepare_database(env["DATABASE_URL"])
         # The operator's own DATABASE_URL may carry a password: it is not written down.
         shared = {**env, "DATABASE_URL": "" if platform.postgres is None else env["DATABASE_URL"]}
@@ -333,7 +363,17 @@ def _print_summary(home: Path, created: list[str]) -> None:
     _say(f"  finops        http://127.0.0.1:{SERVICES[2].port}/readyz")
     username = os.environ.get("DEFAULT_ADMIN_USERNAME", "admin")
     password_file = home / "secrets" / "default_admin_password"
-    if os.environ.get("DEFAULT_ADMIN_PASSWORD"):
+    chosen = os.environ.get("DEFAULT_ADMIN_PASSWORD") or os.environ.get(
+        "DEFAULT_ADMIN_PASSWORD_FILE"
+    )
+    if chosen and password_file.exists():
+        # The admin was made by an earlier run, with the generated password: a chosen
+        # one applies only to an admin not yet created, and never overwrites a password.
+        _say(
+            f"  admin login   {username} / (password in {password_file}: the admin existed "
+            "before, so DEFAULT_ADMIN_PASSWORD was not applied)"
+        )
+    elif os.environ.get("DEFAULT_ADMIN_PASSWORD"):
         _say(f"  admin login   {username} / (the DEFAULT_ADMIN_PASSWORD you set)")
     elif chosen_file := os.environ.get("DEFAULT_ADMIN_PASSWORD_FILE"):
         _say(f"  admin login   {username} / (password in {chosen_file})")

@@ -27,6 +27,13 @@ SHARED = (
     "MOCK_BOOT_DELAY_S",
     "MOCK_INSTALL_DELAY_S",
     "MOCK_ENGINE_STARTUP_DELAY_S",
+    # The platform's Scaleway account, for `inventiv scaleway check`: where it is and
+    # the files holding its keys (a key given as a value stays in its shell).
+    "SCALEWAY_API_URL",
+    "SCALEWAY_ZONES",
+    "SCALEWAY_PROJECT_ID",
+    "SCALEWAY_ACCESS_KEY_FILE",
+    "SCALEWAY_SECRET_KEY_FILE",
 )
 
 
@@ -66,4 +73,6 @@ def load(home_dir: Path) -> dict[str, str]:
 def apply_defaults(home_dir: Path) -> None:
     """Fill in what this shell does not set from the running dev platform."""
     for name, value in load(home_dir).items():
+        if name.endswith("_FILE") and os.environ.get(name.removesuffix("_FILE")):
+            continue  # this shell gives the value itself; both would be refused
         os.environ.setdefault(name, value)
