@@ -24,6 +24,7 @@ from inventiv_api.catalog.schemas import (
     InstanceTypeUpdate,
     ProviderOut,
     RegionOut,
+    TypeZoneOut,
     TypeZonesUpdate,
     ZoneOut,
 )
@@ -130,15 +131,16 @@ async def update_zones(
 
 
 @router.get("/instance_types", response_model=list[InstanceTypeOut])
-async def list_instance_types(_: Reader, session: SessionDep) -> list[InstanceType]:
-    return await service.list_entries(session=session, table=InstanceType)
+async def list_instance_types(_: Reader, session: SessionDep) -> list[InstanceTypeOut]:
+    types = await service.list_entries(session=session, table=InstanceType)
+    return await service.describe_types(session=session, types=types)
 
 
 @router.put("/instance_types", response_model=list[InstanceTypeOut])
 async def update_instance_types(
     body: list[InstanceTypeUpdate], principal: Admin, request: Request, session: SessionDep
-) -> list[InstanceType]:
-    return await _update(
+) -> list[InstanceTypeOut]:
+    types = await _update(
         session,
         request,
         principal,
@@ -147,21 +149,24 @@ async def update_instance_types(
         "catalog.instance_types_updated",
         "instance_type",
     )
+    return await service.describe_types(session=session, types=types)
 
 
-@router.get("/instance_types/{type_id}/zones", response_model=list[ZoneOut])
-async def instance_type_zones(type_id: uuid.UUID, _: Reader, session: SessionDep) -> list[Zone]:
+@router.get("/instance_types/{type_id}/zones", response_model=list[TypeZoneOut])
+async def instance_type_zones(
+    type_id: uuid.UUID, _: Reader, session: SessionDep
+) -> list[TypeZoneOut]:
     return await service.zones_of_type(session=session, type_id=type_id)
 
 
-@router.put("/instance_types/{type_id}/zones", response_model=list[ZoneOut])
+@router.put("/instance_types/{type_id}/zones", response_model=list[TypeZoneOut])
 async def set_instance_type_zones(
     type_id: uuid.UUID,
     body: TypeZonesUpdate,
     principal: Admin,
     request: Request,
     session: SessionDep,
-) -> list[Zone]:
+) -> list[TypeZoneOut]:
     await service.set_zones_of_type(session=session, type_id=type_id, zone_ids=body.zone_ids)
     _audit_platform(
         session,
@@ -179,8 +184,9 @@ async def set_instance_type_zones(
 @router.get("/zones/{zone_id}/instance_types", response_model=list[InstanceTypeOut])
 async def zone_instance_types(
     zone_id: uuid.UUID, _: Reader, session: SessionDep
-) -> list[InstanceType]:
-    return await service.types_in_zone(session=session, zone_id=zone_id)
+) -> list[InstanceTypeOut]:
+    types = await service.types_in_zone(session=session, zone_id=zone_id)
+    return await service.describe_types(session=session, types=types)
 
 
 @router.post("/catalog/sync", status_code=202)

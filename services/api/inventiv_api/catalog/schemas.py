@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from decimal import Decimal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
@@ -40,6 +41,18 @@ class ZoneOut(BaseModel):
     is_active: bool
 
 
+# The provider's word on its stock of a type in a zone; `shortage` takes no deployment.
+Availability = Literal["available", "scarce", "shortage"]
+
+
+class TypeZoneOut(ZoneOut):
+    """A zone that sells an instance type: whether it is offered now (a withdrawn
+    offer takes no deployment) and the provider's stock there."""
+
+    is_available: bool
+    availability: Availability
+
+
 class InstanceTypeOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -54,6 +67,8 @@ class InstanceTypeOut(BaseModel):
     ram_gb: int
     cost_per_hour_eur: Decimal
     is_active: bool
+    # zone code -> stock, for each zone offering the type now.
+    availability: dict[str, Availability] = Field(default_factory=dict)
 
 
 class CatalogUpdate(BaseModel):

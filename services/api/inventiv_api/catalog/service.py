@@ -12,7 +12,7 @@ from typing import TypeVar
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventiv_api.catalog.schemas import CatalogUpdate
+from inventiv_api.catalog.schemas import CatalogUpdate, InstanceTypeOut, TypeZoneOut, ZoneOut
 from inventiv_api.errors import ApiError, not_found
 from inventiv_common.bus import Envelope, publish_after_commit
 from inventiv_common.db.models import InstanceType, InstanceTypeZone, Provider, Region, Zone
@@ -41,18 +41,45 @@ async def apply_updates(
     await session.flush()
 
 
-async def zones_of_type(*, session: AsyncSession, type_id: uuid.UUID) -> list[Zone]:
-    """The zones that offer an instance type, by code."""
+async def describe_types(
+    *, session: AsyncSession, types: Sequence[InstanceType]
+) -> list[InstanceTypeOut]:
+    """The types as the api shows them: each with its stock in every zone offering it."""
+    stock: dict[uuid.UUID, dict[str, str]] = {t.id: {} for t in types}
+    rows = await session.execute(
+        select(InstanceTypeZone.instance_type_id, Zone.code, InstanceTypeZone.availability)
+        .join(Zone, Zone.id == InstanceTypeZone.zone_id)
+        .where(InstanceTypeZone.instance_type_id.in_(stock), InstanceTypeZone.is_available)
+        .order_by(Zone.code)
+    )
+    for type_id, zone_code, availability in rows:
+        stock[type_id][zone_code] = availability
+    return [
+        InstanceTypeOut.model_validate(t).model_copy(update={"availability": stock[t.id]})
+        for t in types
+    ]
+
+
+async def zones_of_type(*, session: AsyncSession, type_id: uuid.UUID) -> list[TypeZoneOut]:
+    """The zones that sell an instance type, by code, with the offer's state and stock."""
     if await session.get(InstanceType, type_id) is None:
         raise not_found("instance type")
-    return list(
-        await session.scalars(
-            select(Zone)
-            .join(InstanceTypeZone, InstanceTypeZone.zone_id == Zone.id)
-            .where(InstanceTypeZone.instance_type_id == type_id)
-            .order_by(Zone.code)
-        )
+    rows = await session.execute(
+        select(Zone, InstanceTypeZone.is_available, InstanceTypeZone.availability)
+        .join(InstanceTypeZone, InstanceTypeZone.zone_id == Zone.id)
+        .where(InstanceTypeZone.instance_type_id == type_id)
+        .order_by(Zone.code)
     )
+    return [
+        TypeZoneOut.model_validate(
+            {
+                **ZoneOut.model_validate(zone).model_dump(),
+                "is_available": offered,
+                "availability": level,
+            }
+        )
+        for zone, offered, level in rows
+    ]
 
 
 async def set_zones_of_type(
@@ -78,10 +105,21 @@ async def set_zones_of_type(
     }
     if any(regions[z.region_id].provider_id != instance_type.provider_id for z in zones):
         raise ApiError(422, "wrong_provider", "every zone must belong to the type's provider")
+    # The zones kept keep their offer as it is (the provider's word on stock included).
     await session.execute(
-        delete(InstanceTypeZone).where(InstanceTypeZone.instance_type_id == type_id)
+        delete(InstanceTypeZone).where(
+            InstanceTypeZone.instance_type_id == type_id,
+            InstanceTypeZone.zone_id.not_in(zone_ids),
+        )
     )
-    session.add_all(InstanceTypeZone(instance_type_id=type_id, zone_id=z.id) for z in zones)
+    kept = set(
+        await session.scalars(
+            select(InstanceTypeZone.zone_id).where(InstanceTypeZone.instance_type_id == type_id)
+        )
+    )
+    session.add_all(
+        InstanceTypeZone(instance_type_id=type_id, zone_id=z.id) for z in zones if z.id not in kept
+    )
     await session.flush()
 
 

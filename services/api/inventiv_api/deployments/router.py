@@ -35,6 +35,8 @@ async def create_deployment(
         instance_type_id=body.instance_type_id,
         zone_id=body.zone_id,
         model_id=body.model_id,
+        fallback_zone_ids=body.fallback_zone_ids,
+        any_zone_in_region=body.any_zone_in_region,
         correlation_id=correlation_id(request),
     )
     await commit_and_publish(session, bus)

@@ -39,6 +39,8 @@ async def create(
     zone_id: uuid.UUID,
     model_id: uuid.UUID,
     correlation_id: str | None,
+    fallback_zone_ids: list[uuid.UUID] | None = None,
+    any_zone_in_region: bool = False,
 ) -> Instance:
     org_id = current_org_id(principal)
     capped = await cap_reached(session, org_id, utcnow())
@@ -53,7 +55,7 @@ async def create(
         )
     offer = (
         await session.execute(
-            select(InstanceType, Zone, Region)
+            select(InstanceType, Zone, Region, InstanceTypeZone.availability)
             .join(InstanceTypeZone, InstanceTypeZone.instance_type_id == InstanceType.id)
             .join(Zone, Zone.id == InstanceTypeZone.zone_id)
             .join(Region, Region.id == Zone.region_id)
@@ -75,13 +77,25 @@ async def create(
         raise ApiError(
             422, "type_not_offered", f"{known_type.code} is not offered in {known_zone.code}"
         )
-    instance_type, zone, region = offer
+    instance_type, zone, region, availability = offer
     if region.provider_id != instance_type.provider_id:
         raise ApiError(
             422, "type_not_offered", "the zone and the type belong to different providers"
         )
     if not (instance_type.is_active and zone.is_active):
         raise ApiError(422, "not_available", "this type or zone is switched off")
+    if availability == "shortage":
+        elsewhere = [z.code for z in await _offering(session, instance_type, exclude=zone.id)]
+        raise ApiError(
+            409,
+            "type_out_of_stock",
+            f"the provider has no stock of {instance_type.code} in {zone.code} (shortage); "
+            + (f"it has some in {', '.join(elsewhere)}" if elsewhere else "nor in any other zone"),
+            details={"zone": zone.code, "available_in": elsewhere},
+        )
+    fallbacks = await _fallbacks(
+        session, instance_type, zone, fallback_zone_ids, any_zone_in_region
+    )
     model = await get_model(session=session, principal=principal, model_id=model_id)
     if not (model.is_active and model.technical_activation and model.economic_activation):
         raise ApiError(422, "model_not_activated", f"model {model.model_id} is not activated")
@@ -91,6 +105,7 @@ async def create(
         created_by_user_id=principal.user_id,
         provider_id=instance_type.provider_id,
         zone_id=zone.id,
+        fallback_zone_ids=fallbacks,
         instance_type_id=instance_type.id,
         model_id=model.id,
         status=InstanceStatus.provisioning.value,
@@ -109,7 +124,12 @@ async def create(
         component="api",
         user_id=principal.user_id,
         correlation_id=correlation_id,
-        details={"type": instance_type.code, "zone": zone.code, "model": model.model_id},
+        details={
+            "type": instance_type.code,
+            "zone": zone.code,
+            "model": model.model_id,
+            **({"fallback_zone_ids": [str(z) for z in fallbacks]} if fallbacks else {}),
+        },
     )
     publish_after_commit(
         session,
@@ -121,3 +141,70 @@ async def create(
         ),
     )
     return instance
+
+
+async def _offering(
+    session: AsyncSession,
+    instance_type: InstanceType,
+    *,
+    exclude: uuid.UUID,
+    region_id: uuid.UUID | None = None,
+    with_shortage: bool = False,
+) -> list[Zone]:
+    """The switched-on zones offering the type now (in `region_id`, if given), by code."""
+    query = (
+        select(Zone)
+        .join(InstanceTypeZone, InstanceTypeZone.zone_id == Zone.id)
+        .join(Region, Region.id == Zone.region_id)
+        .where(
+            InstanceTypeZone.instance_type_id == instance_type.id,
+            InstanceTypeZone.is_available,
+            Zone.is_active,
+            Zone.id != exclude,
+            Region.provider_id == instance_type.provider_id,
+        )
+        .order_by(Zone.code)
+    )
+    if region_id is not None:
+        query = query.where(Zone.region_id == region_id)
+    if not with_shortage:
+        query = query.where(InstanceTypeZone.availability != "shortage")
+    return list(await session.scalars(query))
+
+
+async def _fallbacks(
+    session: AsyncSession,
+    instance_type: InstanceType,
+    zone: Zone,
+    asked: list[uuid.UUID] | None,
+    any_zone_in_region: bool,
+) -> list[uuid.UUID] | None:
+    """The zones the instance may move to if its own is out of stock, in order. A zone
+    in shortage now may be listed: stock comes back, and the orchestrator skips a zone
+    still in shortage when the time comes."""
+    if any_zone_in_region:
+        offering = await _offering(
+            session, instance_type, exclude=zone.id, region_id=zone.region_id, with_shortage=True
+        )
+        return [z.id for z in offering]
+    if not asked:
+        return None
+    if len(set(asked)) != len(asked):
+        raise ApiError(422, "invalid_fallback_zones", "fallback_zone_ids lists a zone twice")
+    if zone.id in asked:
+        raise ApiError(
+            422, "invalid_fallback_zones", "fallback_zone_ids lists the deployment's own zone"
+        )
+    offered = {
+        z.id for z in await _offering(session, instance_type, exclude=zone.id, with_shortage=True)
+    }
+    missing = [str(z) for z in asked if z not in offered]
+    if missing:
+        raise ApiError(
+            422,
+            "fallback_zone_not_offered",
+            f"{instance_type.code} is not offered in these zones (unknown, switched off, "
+            f"or of another provider): {', '.join(missing)}",
+            details={"zone_ids": missing},
+        )
+    return list(asked)

@@ -18,6 +18,8 @@ class InstanceOut(Activated):
     organization_id: uuid.UUID | None
     provider_id: uuid.UUID
     zone_id: uuid.UUID | None
+    # Zones still allowed if the provider is out of stock in `zone_id`, in order.
+    fallback_zone_ids: list[uuid.UUID] | None = None
     instance_type_id: uuid.UUID | None
     model_id: uuid.UUID | None
     status: str
