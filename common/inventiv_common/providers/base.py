@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
+# ProviderError.code of a provider with no capacity of the type in the zone: final for
+# that zone, so a deployment allowed other zones moves to the next one.
+OUT_OF_STOCK = "out_of_stock"
+
 
 class ProviderError(Exception):
     """A provider call failed. `retryable` says whether trying again may help."""

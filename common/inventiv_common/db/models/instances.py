@@ -53,9 +53,7 @@ class Instance(Base):
     zone_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), _fk("zones.id"))
     # Zones still allowed, in order, when the provider is out of stock in `zone_id`
     # (None: the deployment allowed no other); each is taken off as the instance moves.
-    fallback_zone_ids: Mapped[list[uuid.UUID] | None] = mapped_column(
-        ARRAY(UUID(as_uuid=True))
-    )
+    fallback_zone_ids: Mapped[list[uuid.UUID] | None] = mapped_column(ARRAY(UUID(as_uuid=True)))
     instance_type_id: Mapped[uuid.UUID | None] = mapped_column(
         UUID(as_uuid=True), _fk("instance_types.id")
     )

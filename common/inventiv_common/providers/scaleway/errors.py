@@ -17,9 +17,8 @@ from typing import Any
 
 from scaleway_core.api import ScalewayException
 
-from inventiv_common.providers.base import ProviderError
+from inventiv_common.providers.base import OUT_OF_STOCK, ProviderError
 
-OUT_OF_STOCK = "out_of_stock"
 QUOTA_EXCEEDED = "quota_exceeded"
 INVALID_CREDENTIALS = "invalid_credentials"
 PERMISSION_DENIED = "permission_denied"

@@ -1,7 +1,10 @@
 """Provisioning: create the server at the provider for every `provisioning` instance.
 
 Retries with exponential backoff; after PROVISION_MAX_ATTEMPTS, or on an error the
-provider calls final, the instance fails with the provider's reason.
+provider calls final, the instance fails with the provider's reason. A provider out of
+stock in the instance's zone is final for that zone only: a deployment that allowed
+other zones moves to the next one offering the type and is tried again at once (see
+zone_fallback.py); with none left it fails naming every zone found out of stock.
 """
 
 from __future__ import annotations
@@ -29,6 +32,13 @@ from inventiv_common.providers.base import (
 )
 from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop, claim
+from inventiv_orchestrator.loops.zone_fallback import (
+    Move,
+    next_zones,
+    out_of_stock,
+    remember_tried,
+    zones_tried,
+)
 from inventiv_orchestrator.transitions import record_step, transition
 
 # Instances claimed per transaction, and transactions in flight. The creates of a batch
@@ -100,11 +110,15 @@ class ProvisioningLoop(Loop):
                 )
             targets = await self._targets(session, instances)
             outcomes = await asyncio.gather(*(self._create(i, targets[i.id]) for i in instances))
+            moves = await next_zones(session, instances, outcomes)
             for instance, outcome in zip(instances, outcomes, strict=True):
                 if isinstance(outcome, ProviderServer):
                     self._record(session, instance, targets[instance.id], outcome)
                 else:
-                    self._failed_attempt(session, instance, outcome)
+                    zone, move = targets[instance.id].zone, moves.get(instance.id)
+                    self._failed_attempt(session, instance, outcome, zone, moving=bool(move))
+                    if move is not None:
+                        self._move(session, instance, zone, move, outcome)
             await self._track_volumes(session, instances, outcomes)
             await commit_and_publish(session, self.ctx.bus)
         return claimed
@@ -240,7 +254,16 @@ class ProvisioningLoop(Loop):
                 rows,
             )
 
-    def _failed_attempt(self, session: AsyncSession, instance: Instance, exc: Exception) -> None:
+    def _failed_attempt(
+        self,
+        session: AsyncSession,
+        instance: Instance,
+        exc: Exception,
+        zone: str,
+        *,
+        moving: bool = False,
+    ) -> None:
+        """Log the attempt; retry later, or fail, unless it moves to another zone."""
         settings = self.ctx.settings
         instance.attempt_count += 1
         instance.last_processed_at = datetime.now(UTC)
@@ -254,8 +277,13 @@ class ProvisioningLoop(Loop):
             status="failed",
             error_code=getattr(exc, "code", "provider_error"),
             error_message=message,
-            details={"attempt": instance.attempt_count},
+            details={"attempt": instance.attempt_count, "zone": zone},
         )
+        if out_of_stock(exc):
+            tried = remember_tried(instance, zone)
+            message = f"out of stock in {', '.join(tried)}: {message}"
+        if moving:
+            return
         if retryable and instance.attempt_count < settings.provision_max_attempts:
             delay = settings.provision_retry_base_s * 2 ** (instance.attempt_count - 1)
             instance.next_attempt_at = datetime.now(UTC) + timedelta(seconds=delay)
@@ -269,3 +297,29 @@ class ProvisioningLoop(Loop):
             error_code="provider_create_failed",
             error_message=f"after {instance.attempt_count} attempt(s): {message}",
         )
+
+    @staticmethod
+    def _move(
+        session: AsyncSession, instance: Instance, zone: str, move: Move, exc: Exception
+    ) -> None:
+        """Out of stock here, allowed elsewhere: the instance is still provisioning, in
+        the next zone, with a fresh count of attempts and nothing to wait for."""
+        log_action(
+            session,
+            instance,
+            actions.PROVIDER_ZONE_FALLBACK,
+            component="orchestrator",
+            details={
+                "from": zone,
+                "to": move.zone,
+                "skipped": list(move.skipped),
+                "out_of_stock_in": zones_tried(instance, zone),
+            },
+            error_message=str(exc),
+        )
+        instance.zone_id = move.zone_id
+        instance.fallback_zone_ids = move.remaining
+        instance.attempt_count = 0
+        instance.next_attempt_at = None
+        instance.error_code = "provider_retrying"
+        instance.error_message = f"out of stock in {zone}; trying {move.zone}"
