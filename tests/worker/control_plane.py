@@ -140,7 +140,8 @@ class LiveOrchestrator:
 
     def tokens(self, instance_id: uuid.UUID) -> list[dict[str, Any]]:
         return self.rows(
-            "SELECT token_prefix, revoked_at FROM worker_auth_tokens WHERE instance_id = :id "
+            "SELECT token_prefix, created_at, revoked_at FROM worker_auth_tokens "
+            "WHERE instance_id = :id "
             "ORDER BY created_at",
             id=instance_id,
         )

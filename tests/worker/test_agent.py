@@ -3,6 +3,7 @@ heartbeating to the real orchestrator; what is checked is what the orchestrator 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shlex
 import signal
@@ -158,7 +159,7 @@ def test_registers_again_once_its_token_is_revoked(
     orchestrator: LiveOrchestrator, start_worker: StartWorker
 ) -> None:
     run = start_worker(orchestrator)
-    before = serving(orchestrator, run)
+    serving(orchestrator, run)
     assert run.instance is not None
     token_file = run.state_dir / "worker_token"
     first_token = token_file.read_text()
@@ -182,7 +183,9 @@ def test_registers_again_once_its_token_is_revoked(
     assert len(live) == 1 and live[0] == tokens[-1]["token_prefix"]
 
     def token_now() -> str:
-        return token_file.read_text() if token_file.exists() else ""
+        with contextlib.suppress(FileNotFoundError):
+            return token_file.read_text()
+        return ""
 
     held = wait_until(
         lambda: token_now().startswith(live[0]) and token_now(),
@@ -190,9 +193,10 @@ def test_registers_again_once_its_token_is_revoked(
         "the agent keeping its new token",
     )
     assert held != first_token
+    # Every heartbeat taken after that registration carried the new token.
     orchestrator.wait_instance(
         run.instance_id,
-        lambda row: row["worker_last_heartbeat"] > before["worker_last_heartbeat"],
+        lambda row: row["worker_last_heartbeat"] > tokens[-1]["created_at"],
         "heartbeats written with the new token",
     )
     names = [e["event"] for e in events(run)]
