@@ -189,6 +189,8 @@ BAD_FIELDS: list[tuple[str, dict[str, Any], str, Any]] = [
             ("logprobs", 1),
             ("top_logprobs", 21),
             ("top_logprobs", -1),
+            ("best_of", 21),
+            ("best_of", 2**70),
             ("logit_bias", {"50256": 101}),
             ("logit_bias", {"x": 1}),
             ("logit_bias", {"9" * 50: 1}),

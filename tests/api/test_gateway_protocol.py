@@ -33,11 +33,18 @@ def served(
 @pytest.mark.parametrize("path", ["/chat/completions", "/completions", "/embeddings"])
 def test_only_bodies_sent_as_json_are_taken(served: ServedGateway, path: str) -> None:
     body = {"/chat/completions": CHAT, "/completions": COMPLETION, "/embeddings": EMBEDDING}[path]
-    for declared in ("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""):
+    for declared in (
+        *("text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""),
+        # JSON in another encoding than the UTF-8 it is read as.
+        *("application/json; charset=utf-16", 'application/json; charset="latin-1"'),
+    ):
         error = refused(served.post(path, body, content_type=declared), 415)
         assert error["code"] == "unsupported_media_type"
     # JSON with or without a charset, or undeclared, is taken.
-    for declared in ("application/json; charset=utf-8", "Application/JSON;charset=UTF-8", None):
+    for declared in (
+        *("application/json; charset=utf-8", "Application/JSON;charset=UTF-8", None),
+        'application/json; charset="utf8"',
+    ):
         answer = served.post(path, body, content_type=declared)
         assert answer.status_code == 200, answer.text
     # The official client declares its bodies as JSON and is served.

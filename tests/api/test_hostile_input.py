@@ -104,6 +104,22 @@ def test_worker_bodies_relayed_to_the_orchestrator_are_checked_too(world: World)
     refused(beat, 400, "unstorable_text")
 
 
+@pytest.mark.parametrize("path", ["/internal/worker/heartbeat", "/internal/worker/register"])
+@pytest.mark.parametrize(
+    "body", [b"[" * 100_000 + b"]" * 100_000, b'{"a":' * 5_000 + b"1" + b"}" * 5_000]
+)
+def test_worker_bodies_nested_past_any_parser_are_a_400(
+    world: World, path: str, body: bytes
+) -> None:
+    # Before any credential is checked: the orchestrator reads the body first.
+    answer = world.api.client().post(
+        path, content=body, headers={**JSON, "Authorization": "Bearer bogus"}
+    )
+    assert answer.status_code == 400, answer.text[:300]
+    assert answer.headers["content-type"].startswith("application/json")
+    assert answer.json()["error"]["message"] == "body must be JSON"
+
+
 def test_a_nul_in_a_header_is_refused_by_the_guard_too() -> None:
     """uvicorn's parser refuses a NUL in a header before the app sees it (a plain-text
     400); the guard checks headers anyway (the user agent and X-Request-Id are stored),
@@ -314,7 +330,11 @@ def test_internal_domains_are_emails(world: World, domain: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "bad", ["\x07", "\t", "\n", "\x7f", "\x85", "\u2028", "\u202a", "\u202e", "\u2066", "\u2069"]
+    "bad",
+    [
+        *("\x07", "\t", "\n", "\x7f", "\x85", "\u2028"),
+        *("\u061c", "\u200e", "\u200f", "\u202a", "\u202e", "\u2066", "\u2069"),
+    ],
 )
 def test_names_refuse_control_and_bidi_override_characters(world: World, bad: str) -> None:
     owner = world["owner"]
@@ -365,6 +385,9 @@ def test_a_private_model_cannot_take_a_public_models_id(world: World) -> None:
     for client in (world["owner"], world["other_owner"]):
         taken = client.post("/models", json={"name": "Shadow", "model_id": public[0]["model_id"]})
         refused(taken, 409, "public_model_exists")
+        # In another case too: an id that reads the same would mislead whoever picks one.
+        shouted = {"name": "Shadow", "model_id": public[0]["model_id"].upper()}
+        refused(client.post("/models", json=shouted), 409, "public_model_exists")
         ids = [m["model_id"] for m in client.get("/models").json()]
         assert ids.count(public[0]["model_id"]) == 1
 

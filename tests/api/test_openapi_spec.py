@@ -27,6 +27,18 @@ def test_a_405_names_every_method_of_its_path(api: LiveApi) -> None:
             assert answer.json()["error"]["code"] == "method_not_allowed"
 
 
+def test_a_body_too_large_is_a_declared_413_even_where_none_is_read(world: World) -> None:
+    document = httpx.get(f"{world.api.base_url}/api-docs/openapi.json").json()
+    big = b"x" * 2_000_000  # over the default MAX_BODY_BYTES (1 MiB)
+    for method, path in [("delete", "/api_keys/{key_id}"), ("post", "/reconcile")]:
+        assert "413" in document["paths"][path][method]["responses"], (method, path)
+        answer = world["owner"].request(
+            method.upper(), path.format(key_id=uuid.uuid4()), content=big
+        )
+        assert answer.status_code == 413, (method, path, answer.text[:200])
+        assert answer.json()["error"]["code"] == "payload_too_large"
+
+
 def test_the_document_declares_every_answer(api: LiveApi) -> None:
     document = httpx.get(f"{api.base_url}/api-docs/openapi.json").json()
     paths = document["paths"]

@@ -32,6 +32,9 @@ def clean_env(**overrides: str) -> dict[str, str]:
         if not k.endswith(("_URL", "_FILE", "_PORT")) and k not in INHERITED_BUT_NOT_OURS
     }
     env["INVENTIV_HOME"] = own_home()
+    # Small pools: two test runs side by side share one PostgreSQL (100 connections by
+    # default), and each test starts several services.
+    env["DB_POOL_SIZE"] = "5"
     env.update(overrides)
     return env
 

@@ -38,8 +38,12 @@ ERROR_ENVELOPE = {
     },
 }
 
-# Every route: bad text anywhere in the request (path, query, headers, body).
-ANY_ROUTE = {"400": "bad input: malformed JSON, or text PostgreSQL cannot store (NUL)"}
+# Every route: bad text anywhere in the request (path, query, headers, body), and a body
+# too large (refused by its declared length before routing, so even where none is read).
+ANY_ROUTE = {
+    "400": "bad input: malformed JSON, or text PostgreSQL cannot store (NUL)",
+    "413": "a request body over MAX_BODY_BYTES",
+}
 AUTHENTICATED = {
     "401": "not authenticated (no, expired or revoked session or API key)",
     "403": "not allowed: role, workspace, or a cookie write from a foreign Origin",
@@ -47,7 +51,6 @@ AUTHENTICATED = {
 }
 WITH_INPUT = {"422": "invalid fields (`details` lists them)"}
 
-WITH_BODY = {"413": "body over MAX_BODY_BYTES"}
 WRITE = {"409": "conflicts with the current state"}
 WRITE_METHODS = {"post", "put", "patch", "delete"}
 
@@ -116,8 +119,6 @@ def declare_errors(schema: dict[str, Any], public: set[tuple[str, str]]) -> dict
                 errors |= AUTHENTICATED
             if operation.get("parameters") or "requestBody" in operation:
                 errors |= WITH_INPUT
-            if "requestBody" in operation:
-                errors |= WITH_BODY
             if method in WRITE_METHODS:
                 errors |= WRITE
             errors |= SPECIFIC.get((method, path), {})

@@ -26,12 +26,15 @@ from pydantic_core import CoreSchema
 # --- names ---------------------------------------------------------------------------
 
 # Control characters (C0, DEL, C1), line and paragraph separators, and the bidirectional
-# embeddings, overrides and isolates (U+202A-U+202E, U+2066-U+2069): a name shows in
+# marks, embeddings, overrides and isolates (U+061C, U+200E-U+200F, U+202A-U+202E,
+# U+2066-U+2069): a name shows in
 # lists, logs and audit trails, where these break lines or make a name read as another
 # ("invoice\u202eexe.pdf"). They are refused rather than stripped: a stripped name is not
 # what the caller asked for, may become empty or collide with another, and the caller
 # would never learn that their client sends them.
-_UNPRINTABLE_SET = r"\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+_UNPRINTABLE_SET = (
+    r"\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+)
 UNPRINTABLE = re.compile(f"[{_UNPRINTABLE_SET}]")
 
 

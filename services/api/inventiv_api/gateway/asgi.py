@@ -205,14 +205,23 @@ def _meter_once(
 
 
 def _check_content_type(scope: Scope) -> None:
-    """A body declared as anything but JSON is refused (415); one declared as nothing is
-    read as JSON, as OpenAI's clients and most others send it."""
+    """A body declared as anything but JSON in UTF-8 is refused (415); one declared as
+    nothing is read as JSON, as OpenAI's clients and most others send it."""
     for name, value in scope["headers"]:
         if name == b"content-type":
-            if value.split(b";", 1)[0].strip().lower() != b"application/json":
+            media, _, parameters = value.lower().partition(b";")
+            charset = next(
+                (
+                    p.split(b"=", 1)[1].strip().strip(b'"')
+                    for p in parameters.split(b";")
+                    if p.strip().startswith(b"charset=")
+                ),
+                b"utf-8",
+            )
+            if media.strip() != b"application/json" or charset not in (b"utf-8", b"utf8"):
                 raise GatewayError(
                     415,
-                    "the body must be JSON, sent with Content-Type: application/json",
+                    "the body must be JSON in UTF-8, sent with Content-Type: application/json",
                     code="unsupported_media_type",
                 )
             return

@@ -246,6 +246,7 @@ _SAMPLING: dict[str, Rule] = {
     "max_tokens": count(1),
     "min_tokens": count(0),  # vLLM's
     "n": integer(1, MAX_CHOICES),
+    "best_of": integer(1, MAX_BEST_OF),  # vLLM takes it on chat too
     "temperature": number(0, 2),
     "top_p": number(0, 1),
     "top_k": integer(-1, INT64_MAX),  # vLLM's
@@ -271,7 +272,6 @@ FIELDS: dict[str, dict[str, Rule]] = {
     "/v1/completions": {
         "prompt": PROMPTS,
         **_SAMPLING,
-        "best_of": integer(1, MAX_BEST_OF),
         "logprobs": integer(0, MAX_LOGPROBS),
         "echo": BOOLEAN,
         "suffix": STRING,

@@ -48,7 +48,7 @@ ERRORS: dict[str, tuple[str, bool]] = {  # status -> (when, only with a body)
     "404": ("unknown model", True),
     "405": ("another method than the path's (see Allow)", False),
     "413": ("the body is larger than MAX_BODY_BYTES", True),
-    "415": ("the body is declared as something else than application/json", True),
+    "415": ("the body is declared as something else than application/json in UTF-8", True),
     "429": ("over the API key's requests or tokens per minute (see Retry-After)", True),
     "500": ("an unforeseen failure of the gateway (or the engine's own 500, relayed)", False),
     "502": ("the engine failed", True),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -71,12 +71,13 @@ async def set_model_activation(
 
 async def create_model(*, session: AsyncSession, principal: Principal, body: ModelCreate) -> Model:
     """Add a model to the workspace; 409 when its model_id is a public model's or is
-    already in the workspace."""
+    already in the workspace, in any case (ids that differ only by case would be told
+    apart by the gateway, but not by the people choosing between them)."""
     org_id = current_org_id(principal)
     owners = set(
         await session.scalars(
             select(Model.organization_id).where(
-                Model.model_id == body.model_id,
+                func.lower(Model.model_id) == body.model_id.lower(),
                 or_(Model.organization_id.is_(None), Model.organization_id == org_id),
             )
         )

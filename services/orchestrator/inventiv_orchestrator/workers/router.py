@@ -125,6 +125,10 @@ class WorkerEndpoints:
             # The worker retries; it must not read our database trouble as its own fault.
             log.warning("worker endpoint: database unavailable: %s", type(exc).__name__)
             status, answer = 503, _error("unavailable", "control plane database unavailable")
+        except Exception:
+            # A fault of ours: said in JSON like every answer of these routes.
+            log.exception("worker endpoint: unexpected failure")
+            status, answer = 500, _error("internal_error", "the control plane failed")
         payload = json.dumps(answer).encode()
         headers = [JSON_HEADER, (b"content-length", b"%d" % len(payload))]
         if status == 503:
@@ -157,7 +161,7 @@ async def _json_body(receive: Receive) -> dict[str, Any]:
             break
     try:
         body = json.loads(b"".join(chunks))
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
         raise service.WorkerAuthError(400, "body must be JSON") from None
     if not isinstance(body, dict):
         raise service.WorkerAuthError(400, "body must be a JSON object")
