@@ -35,7 +35,7 @@ CONTROL_PLANE = (
 )
 
 
-def test_the_agent_loads_nothing_of_the_control_plane() -> None:
+def test_the_agent_loads_nothing_of_the_control_plane(tmp_path: Path) -> None:
     code = (
         "import sys, json, inventiv_worker.agent, inventiv_worker.mock_engine;"
         "import inventiv_worker.version;"
@@ -46,7 +46,7 @@ def test_the_agent_loads_nothing_of_the_control_plane() -> None:
         "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code, "/tmp/inventiv-worker-import-check"],
+        [sys.executable, "-c", code, str(tmp_path / "state")],
         capture_output=True,
         text=True,
         timeout=60,
