@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -17,6 +15,8 @@ from inventiv_common.providers.base import CatalogType
 from inventiv_common.providers.mock import MOCK_CATALOG
 from inventiv_orchestrator.loops.catalog import apply_catalog
 from tests.lifecycle.conftest import Platform
+from tests.support.processes import ServiceProcess
+from tests.support.waiting import wait_until
 
 
 def _sql(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
@@ -28,15 +28,6 @@ def _sql(database_url: str, query: str, *args: Any) -> list[asyncpg.Record]:
             await conn.close()
 
     return asyncio.run(run())
-
-
-def _until(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if found := check():
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"never: {what}")
 
 
 @pytest.mark.platform_env(WATCHDOG_INTERVAL_S="0.5")
@@ -60,12 +51,13 @@ def test_volumes_are_discovered_kept_on_request_and_otherwise_deleted(
         server_id,
         f"{instance_id}-data",
     )
-    data = _until(
+    data = wait_until(
         lambda: [
             v
             for v in platform.admin.get(f"/instances/{instance_id}/volumes").json()
             if v["provider_volume_id"] == extra
         ],
+        60,
         "the provider's extra volume tracked",
     )[0]
     assert not data["is_boot"] and data["size_gb"] == 50
@@ -105,10 +97,11 @@ def test_volumes_are_discovered_kept_on_request_and_otherwise_deleted(
         stray,
         f"{uuid.uuid4()}-boot",
     )
-    _until(
+    wait_until(
         lambda: _sql(
             db, "SELECT 1 FROM mock_volumes WHERE id = $1 AND deleted_at IS NOT NULL", stray
         ),
+        60,
         "the stray volume deleted",
     )
     live = {r["id"] for r in _sql(db, "SELECT id FROM mock_volumes WHERE deleted_at IS NULL")}
@@ -137,7 +130,7 @@ def test_catalog_sync_follows_the_provider_prices_and_offers(platform: Platform)
     def synced() -> list[dict[str, Any]]:
         return platform.admin.get("/action_logs", params={"action_type": "catalog.sync"}).json()
 
-    [entry] = _until(synced, "the sync's outcome in the workspace's action log")
+    [entry] = wait_until(synced, 60, "the sync's outcome in the workspace's action log")
     assert entry["status"] == "success"
     assert entry["details"]["provider"] == "mock" and entry["details"]["prices"] == {}
 
@@ -193,14 +186,15 @@ def test_saved_credentials_are_checked_once_by_the_orchestrators(platform: Platf
     from inventiv_common.bus import Envelope
     from inventiv_common.messages import CMD_CHECK_CREDENTIALS, Channel
 
+    def bus(orchestrator: ServiceProcess) -> dict[str, Any]:
+        status = httpx.get(f"{orchestrator.base_url}/admin/status", timeout=10).json()
+        return dict(status["bus"])
+
     platform.start_orchestrator(primary=False)
     for orchestrator in platform.orchestrators:
-        _until(
-            lambda o=orchestrator: httpx.get(f"{o.base_url}/admin/status").json()["bus"][
-                "subscribed"
-            ],
-            "both orchestrators listening",
-        )
+        wait_until(lambda o=orchestrator: bus(o)["subscribed"], 60, "both orchestrators listening")
+    # Messages each replica has taken from the bus, before this test sends any.
+    before = {o.port: bus(o)["received"] for o in platform.orchestrators}
 
     def checks() -> list[dict[str, Any]]:
         return platform.admin.get(
@@ -218,7 +212,7 @@ def test_saved_credentials_are_checked_once_by_the_orchestrators(platform: Platf
         },
     )
     assert saved.status_code == 200, saved.text
-    [refused] = _until(checks, "the check's outcome in the workspace's action log")
+    [refused] = wait_until(checks, 60, "the check's outcome in the workspace's action log")
     # No Scaleway provider runs in this orchestrator: said so, not pretended.
     assert refused["status"] == "failed"
     assert refused["error_code"] == "provider_not_configured"
@@ -229,11 +223,22 @@ def test_saved_credentials_are_checked_once_by_the_orchestrators(platform: Platf
     command = Envelope(
         type=CMD_CHECK_CREDENTIALS, organization_id=org, payload={"provider": "mock"}
     )
-    redis.Redis.from_url(platform.env["REDIS_URL"]).publish(
-        platform.env["REDIS_CHANNEL_PREFIX"] + Channel.orchestrator, command.model_dump_json()
+    # Nothing handles the marker's type: a replica only counts it as received.
+    marker = Envelope(type="EVT:TEST_MARKER", organization_id=org)
+    publisher = redis.Redis.from_url(platform.env["REDIS_URL"])
+    for envelope in (command, marker):
+        publisher.publish(
+            platform.env["REDIS_CHANNEL_PREFIX"] + Channel.orchestrator, envelope.model_dump_json()
+        )
+    wait_until(lambda: len(checks()) == 2, 60, "the mock provider's check logged")
+    # A replica takes one message at a time, to the end of its handling: once each has
+    # taken the marker (its third message: the saved settings' command, ours, the
+    # marker), each is done with our command.
+    wait_until(
+        lambda: all(bus(o)["received"] >= before[o.port] + 3 for o in platform.orchestrators),
+        60,
+        "both replicas past the command",
     )
-    _until(lambda: len(checks()) == 2, "the mock provider's check logged")
-    time.sleep(1)  # room for a second replica's duplicate, which must not come
     entries = [e for e in checks() if e["details"]["command"] == str(command.id)]
     assert len(entries) == 1
     assert entries[0]["status"] == "success" and entries[0]["details"]["valid"] is True
