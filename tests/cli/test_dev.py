@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import signal
 import socket
@@ -17,6 +18,7 @@ import pytest
 
 from inventiv_common.net import free_port
 from tests.support.processes import clean_env
+from tests.support.waiting import wait_until
 
 
 class DevRun:
@@ -74,8 +76,10 @@ class DevRun:
             code = self.proc.wait(timeout=60)
         except subprocess.TimeoutExpired:
             self.proc.send_signal(signal.SIGUSR1)  # where is it stuck?
-            time.sleep(1)
-            stacks = (self.home / "dev-stacks.txt").read_text()
+            dump = self.home / "dev-stacks.txt"
+            with contextlib.suppress(AssertionError):  # the failure below says the rest
+                wait_until(dump.exists, 10, "the stacks of a `dev` that would not stop")
+            stacks = dump.read_text() if dump.exists() else "(no stacks written)"
             self.proc.kill()
             self.proc.wait()
             code = None
@@ -263,15 +267,14 @@ def test_dev_restarts_a_dead_service_and_stops_only_when_it_keeps_crashing(
         run.wait_for_line("orchestrator exited with code -9; restarting it in")
         second = _service_process(run, "inventiv_orchestrator", {first.pid})
         orchestrator = f"http://127.0.0.1:{ports['orchestrator']}/readyz"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
+
+        def orchestrator_ready() -> bool:
             try:
-                if httpx.get(orchestrator, timeout=2).status_code == 200:
-                    break
+                return httpx.get(orchestrator, timeout=2).status_code == 200
             except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        assert httpx.get(orchestrator, timeout=2).status_code == 200
+                return False
+
+        wait_until(orchestrator_ready, 60, "the restarted orchestrator ready")
         # The others were never touched.
         assert api.is_running() and run.proc.poll() is None
 
