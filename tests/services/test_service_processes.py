@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from inventiv_common.net import free_port
 from tests.support.processes import ServiceProcess, clean_env
 from tests.support.redis_servers import REDIS_URL
+from tests.support.waiting import wait_until
 
 # uvicorn shuts down cleanly, then re-raises the signal so the exit status tells
 # what stopped it: -SIGTERM (143 in a shell) is the normal end of a service.
@@ -117,11 +117,12 @@ def test_orchestrator_status_reports_its_bus_subscription(
     )
     started.append(proc)
     proc.wait_ready()
-    deadline = time.monotonic() + 10
-    status = httpx.get(f"{proc.base_url}/admin/status").json()
-    while not status["bus"]["subscribed"] and time.monotonic() < deadline:
-        time.sleep(0.1)
+
+    def subscribed() -> dict | None:
         status = httpx.get(f"{proc.base_url}/admin/status").json()
+        return status if status["bus"]["subscribed"] else None
+
+    status = wait_until(subscribed, 60, "the orchestrator subscribed to the bus")
     assert status["bus"]["subscribed"] is True
     assert status["bus"]["channels"] == ["orchestrator_events"]
     assert status["dependencies"] == {"database": "ok", "redis": "ok"}
@@ -136,11 +137,12 @@ def test_finops_status_reports_its_loop_and_subscription(
     )
     started.append(proc)
     proc.wait_ready()
-    deadline = time.monotonic() + 10
-    status = httpx.get(f"{proc.base_url}/admin/status").json()
-    while not status["loops"].get("finops", {}).get("passes") and time.monotonic() < deadline:
-        time.sleep(0.1)
+
+    def passed() -> dict | None:
         status = httpx.get(f"{proc.base_url}/admin/status").json()
+        return status if status["loops"].get("finops", {}).get("passes") else None
+
+    status = wait_until(passed, 60, "the finops loop's first pass")
     assert status["service"] == "inventiv-finops"
     assert status["bus"]["channels"] == ["finops_events"]
     assert status["loops"]["finops"]["passes"] >= 1
