@@ -15,7 +15,7 @@ POLL_INTERVAL_S = 0.05
 
 
 def wait_until(
-    condition: Callable[[], T], timeout: float, what: str, interval: float = POLL_INTERVAL_S
+    condition: Callable[[], T | None], timeout: float, what: str, interval: float = POLL_INTERVAL_S
 ) -> T:
     """`condition()` once it is truthy (its value is returned); AssertionError naming
     `what` and the last value seen when `timeout` seconds pass first."""
@@ -30,7 +30,7 @@ def wait_until(
 
 
 async def wait_until_async(
-    condition: Callable[[], Awaitable[T]],
+    condition: Callable[[], Awaitable[T | None]],
     timeout: float,
     what: str,
     interval: float = POLL_INTERVAL_S,

@@ -67,6 +67,14 @@ class LiveOrchestrator:
         self._loop = asyncio.new_event_loop()
         self.database_url = self._run(create_database("inventiv_worker_test"))
         self.engine: AsyncEngine = make_engine(self.database_url, pool_size=2)
+        self.process: ServiceProcess | None = None
+        try:
+            self._start(home)
+        except BaseException:
+            self.stop()  # nothing of a failed start is left behind
+            raise
+
+    def _start(self, home: Path) -> None:
         self._run(self._prepare())
         port = free_port()
         self.process = ServiceProcess(
@@ -86,10 +94,15 @@ class LiveOrchestrator:
 
     @property
     def url(self) -> str:
+        assert self.process is not None
         return self.process.base_url
 
+    def log(self) -> str:
+        return self.process.output() if self.process is not None else ""
+
     def stop(self) -> None:
-        self.process.stop()
+        if self.process is not None:
+            self.process.stop()
         self._run(self.engine.dispose())
         self._run(drop_database(self.database_url))
         self._loop.close()
@@ -134,9 +147,7 @@ class LiveOrchestrator:
         except AssertionError as exc:
             row = self.instance(instance_id)
             worker = {k: v for k, v in row.items() if k.startswith("worker_") or k == "status"}
-            raise AssertionError(
-                f"{exc}\ninstance: {worker}\n{self.process.output()[-3000:]}"
-            ) from None
+            raise AssertionError(f"{exc}\ninstance: {worker}\n{self.log()[-3000:]}") from None
 
     def tokens(self, instance_id: uuid.UUID) -> list[dict[str, Any]]:
         return self.rows(
