@@ -7,19 +7,18 @@ from functools import lru_cache
 from pathlib import Path
 from typing import ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field, SecretStr
 
-from inventiv_common.settings import CommonSettings, ConfigError, load_settings
+from inventiv_common.scaleway_credentials import ScalewayCredentialSettings
+from inventiv_common.settings import ConfigError, load_settings
 
 
-class ApiSettings(CommonSettings):
+class ApiSettings(ScalewayCredentialSettings):
     service_name: ClassVar[str] = "inventiv-api"
-    secret_fields: ClassVar[set[str]] = CommonSettings.secret_fields | {
+    secret_fields: ClassVar[set[str]] = ScalewayCredentialSettings.secret_fields | {
         "jwt_secret",
         "provider_settings_key",
         "default_admin_password",
-        "scaleway_access_key",
-        "scaleway_secret_key",
     }
     required_secrets: ClassVar[tuple[str, ...]] = ("jwt_secret", "provider_settings_key")
 
@@ -63,16 +62,6 @@ class ApiSettings(CommonSettings):
     auto_seed_provider_credentials: bool = Field(
         default=False, validation_alias="AUTO_SEED_PROVIDER_CREDENTIALS"
     )
-    scaleway_access_key: SecretStr | None = Field(
-        default=None, validation_alias="SCALEWAY_ACCESS_KEY"
-    )
-    scaleway_secret_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "SCALEWAY_SECRET_KEY", "SCALEWAY_API_TOKEN", "SCW_SECRET_KEY"
-        ),
-    )
-    scaleway_project_id: str | None = Field(default=None, validation_alias="SCALEWAY_PROJECT_ID")
     invitation_ttl_hours: int = Field(default=168, ge=1, validation_alias="INVITATION_TTL_HOURS")
     # Where the gateway's meter journals usage records until they are in PostgreSQL
     # (one subdirectory per database); default INVENTIV_HOME/meter-journal.

@@ -1,37 +1,22 @@
-"""The Scaleway settings both the api (which checks credentials as they are saved) and
-the orchestrator (which deploys) read, and the provider configuration made of them.
+"""The Scaleway settings the orchestrator (which deploys, and checks credentials as the
+api saves them) and the `inventiv scaleway` commands read, and the provider
+configuration made of them.
 
-The credentials here are the platform's own: an organization that saved its own
-(`PUT /provider_settings/scaleway`) deploys with those instead.
+The credentials (scaleway_credentials.py) are the platform's own: an organization that
+saved its own (`PUT /provider_settings/scaleway`) deploys with those instead.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import ClassVar
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import Field
 
 from inventiv_common.providers.scaleway.provider import DEFAULT_API_URL, ScalewayConfig
-from inventiv_common.settings import CommonSettings
+from inventiv_common.scaleway_credentials import ScalewayCredentialSettings
 
 
-class ScalewaySettings(CommonSettings):
-    secret_fields: ClassVar[set[str]] = CommonSettings.secret_fields | {
-        "scaleway_access_key",
-        "scaleway_secret_key",
-    }
-
-    scaleway_access_key: SecretStr | None = Field(
-        default=None, validation_alias="SCALEWAY_ACCESS_KEY"
-    )
-    scaleway_secret_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices(
-            "SCALEWAY_SECRET_KEY", "SCALEWAY_API_TOKEN", "SCW_SECRET_KEY"
-        ),
-    )
-    scaleway_project_id: str | None = Field(default=None, validation_alias="SCALEWAY_PROJECT_ID")
+class ScalewaySettings(ScalewayCredentialSettings):
     # Scaleway's API; a local address (the fake Scaleway of tests and `make dev`) too.
     scaleway_api_url: str = Field(default=DEFAULT_API_URL, validation_alias="SCALEWAY_API_URL")
     # The zones deployments may use and the watchdog looks in, comma-separated.
@@ -60,14 +45,6 @@ class ScalewaySettings(CommonSettings):
     scaleway_call_timeout_s: float = Field(
         default=60.0, gt=0, le=600, validation_alias="SCALEWAY_CALL_TIMEOUT_S"
     )
-
-    def platform_scaleway_credentials(self) -> dict[str, str] | None:
-        """The platform's own credentials, when all three are set."""
-        access = self.scaleway_access_key.get_secret_value() if self.scaleway_access_key else ""
-        secret = self.scaleway_secret_key.get_secret_value() if self.scaleway_secret_key else ""
-        if not (access and secret and self.scaleway_project_id):
-            return None
-        return {"access_key": access, "secret_key": secret, "project_id": self.scaleway_project_id}
 
     def scaleway_config(self, credentials: Mapping[str, str]) -> ScalewayConfig:
         """The provider's configuration for these credentials (an organization's, or
