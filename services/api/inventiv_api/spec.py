@@ -77,6 +77,9 @@ SPECIFIC: dict[tuple[str, str], dict[str, str]] = {
         "429": "too many attempts from this address or for this account",
     },
     ("post", "/deployments"): {"402": "the organization's monthly budget cap is reached"},
+    ("get", "/internal/worker/agent/{file_name}"): {
+        "404": "not the agent package's file name, or no package is configured"
+    },
     ("post", "/organizations/invitations/{token}/accept"): {
         "410": "the invitation was used, revoked or has expired"
     },
