@@ -19,6 +19,7 @@ STATUS_CHANGED = "instance.status_changed"
 PROVIDER_CREATE = "provider.create"
 PROVIDER_CREATE_FAILED = "provider.create_failed"
 PROVIDER_ZONE_FALLBACK = "provider.zone_fallback"
+PROVIDER_STEP = "provider.step"
 PROVIDER_TERMINATE = "provider.terminate"
 PROVIDER_CREDENTIALS_CHECKED = "provider.credentials_checked"
 WORKER_REGISTERED = "worker.registered"
@@ -53,6 +54,7 @@ def action_values(
     error_message: str | None = None,
     correlation_id: str | None = None,
     user_id: Any = None,
+    duration_ms: int | None = None,
 ) -> dict[str, Any]:
     """The columns of one action log row: what `log_action` adds through the ORM, and
     what hot paths insert with a plain statement."""
@@ -68,6 +70,7 @@ def action_values(
         "details": details,
         "error_code": error_code,
         "error_message": error_message,
+        "duration_ms": duration_ms,
         "completed_at": datetime.now(UTC) if status != "in_progress" else None,
     }
 
@@ -86,6 +89,7 @@ def log_action(
     user_id: Any = None,
     organization_id: Any = None,
     instance_id: Any = None,
+    duration_ms: int | None = None,
 ) -> ActionLog:
     """An action log row, added to the session. About `instance`, or, where only its
     ids are at hand (plain-row passes), about `instance_id` and `organization_id`."""
@@ -101,6 +105,7 @@ def log_action(
             error_message=error_message,
             correlation_id=correlation_id,
             user_id=user_id,
+            duration_ms=duration_ms,
         )
     )
     session.add(entry)

@@ -30,6 +30,19 @@ def test_a_scaleway_deployment_serves_chat_and_leaves_nothing_billing(
     assert server.name == f"inventiv-{instance_id}"
     volumes = platform.admin.get(f"/instances/{instance_id}/volumes").json()
     assert sorted(v["name"].rsplit("-", 1)[1] for v in volumes) == ["boot", "data"]
+    # Every step of the create is an action log with its duration, then the create.
+    steps = platform.action_logs(action_type="provider.step", instance_id=instance_id)
+    assert sorted(s["details"]["step"] for s in steps) == [
+        "data_volume",
+        "power_on",
+        "server",
+        "user_data",
+    ]
+    assert all(isinstance(s["duration_ms"], int) and s["duration_ms"] >= 0 for s in steps)
+    (made,) = [s for s in steps if s["details"]["step"] == "server"]
+    assert made["details"]["adopted"] is False and made["details"]["server"].startswith("fr-par-2/")
+    (create,) = platform.action_logs(action_type="provider.create", instance_id=instance_id)
+    assert create["duration_ms"] >= max(s["duration_ms"] for s in steps)
 
     ai = openai.OpenAI(api_key=api_key(platform), base_url=f"{platform.api.base_url}/v1")
     wait_until(lambda: MODEL in [m.id for m in ai.models.list().data], 30, "the model is routable")

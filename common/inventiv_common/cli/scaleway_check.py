@@ -20,12 +20,9 @@ from decimal import Decimal
 
 from inventiv_common.providers.base import CatalogType, ProviderError, ServerSpec
 from inventiv_common.providers.scaleway.credentials import refusal
-from inventiv_common.providers.scaleway.provider import (
-    OURS,
-    ScalewayProvider,
-    describe,
-)
+from inventiv_common.providers.scaleway.provider import ScalewayProvider
 from inventiv_common.providers.scaleway.settings import ScalewaySettings
+from inventiv_common.providers.scaleway.shapes import OURS, describe
 from inventiv_common.settings import ConfigError, load_settings
 
 # Stock levels a deployment may be placed on; `shortage` takes none.

@@ -20,10 +20,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any
 
 from scaleway import Client
 from scaleway.block.v1 import BlockV1API
@@ -42,41 +41,24 @@ from inventiv_common.providers.base import (
 )
 from inventiv_common.providers.scaleway.calls import SdkCalls
 from inventiv_common.providers.scaleway.credentials import refusal as credentials_refusal
-from inventiv_common.providers.scaleway.errors import (
-    INVALID_ARGUMENT,
-    NOT_FOUND,
+from inventiv_common.providers.scaleway.errors import INVALID_ARGUMENT, NOT_FOUND
+from inventiv_common.providers.scaleway.shapes import (
+    DEFAULT_API_URL,
+    GB,
+    OURS,
+    VOLUME_READY_S,
+    ScalewayConfig,
+    Steps,
+    UserData,
+    boot_volume,
+    instance_tag,
+    provider_server,
+    provider_volume,
+    split_id,
 )
 
-DEFAULT_API_URL = "https://api.scaleway.com"
-OURS = "inventiv"
-GB = 1_000_000_000  # Scaleway sizes volumes in bytes, by powers of ten
-# How long a new block volume may take to become attachable.
-VOLUME_READY_S = 60.0
-
-
-def instance_tag(name: str) -> str:
-    return f"{OURS}-instance={name}"
-
-
-@dataclass(frozen=True)
-class ScalewayConfig:
-    access_key: str
-    secret_key: str
-    project_id: str
-    zones: tuple[str, ...] = ("fr-par-2",)
-    api_url: str = DEFAULT_API_URL
-    # A marketplace label; Scaleway's GPU OS images carry the NVIDIA driver and Docker.
-    image_label: str = "ubuntu_jammy_gpu_os_12"
-    boot_volume_gb: int = 125
-    data_volume_gb: int = 200
-    # The ports the VM's boot opens (cloud-init): the worker agent's, and the engine's.
-    agent_port: int = 8080
-    engine_port: int = 8000
-    max_in_flight: int = 8
-    call_timeout_s: float = 60.0
-
-
-UserData = Callable[[ServerSpec], bytes]
+# Where other modules have long found them.
+__all__ = ["DEFAULT_API_URL", "ScalewayConfig", "ScalewayProvider", "UserData", "instance_tag"]
 
 
 class ScalewayProvider:
@@ -104,65 +86,77 @@ class ScalewayProvider:
 
     # -- the lifecycle ----------------------------------------------------------------
     async def create(self, spec: ServerSpec) -> ProviderServer:
+        """Each step is timed and said in the answer's `details["steps"]` (the
+        orchestrator logs each one): what was made, adopted or done, and how long it took."""
         zone, tag = spec.zone, instance_tag(spec.name)
+        steps = Steps()
         # The data volume first, so the server is made with it attached in one call.
-        data = await self._data_volume(zone, spec)
-        server = await self._tagged_server(zone, tag)
-        if server is None:
-            try:
-                server = await self._new_server(spec, data)
-            except ProviderError as exc:
-                if not exc.retryable:
-                    # This attempt is over (out of stock, quota, ...): its volume goes
-                    # too, rather than bill until the storage loop finds it.
-                    with contextlib.suppress(ProviderError):
-                        await self.delete_volume(f"{zone}/{data.id}")
-                raise
-        elif not any(r.product_resource_id == server.id for r in data.references):
-            # A server adopted without it (made by hand, or by an older create).
-            await self.calls(
-                "attaching the data volume",
-                self.instance.attach_server_volume,
-                server_id=server.id,
-                volume_id=data.id,
-                zone=zone,
-                volume_type="sbs_volume",
-            )
-        if str(server.state) in ("stopped", "stopped_in_place"):
-            # Set at every attempt: a retry after a crash sets the same content again.
-            content = self.user_data(spec)
-            await self.calls(
-                "setting the server's user data",
-                self.instance.set_server_user_data,
-                server_id=server.id,
-                key="cloud-init",
-                content=content,
-                zone=zone,
-            )
-            try:
+        async with steps.step("data_volume") as facts:
+            data = await self._data_volume(zone, spec)
+            facts["volume"] = f"{zone}/{data.id}"
+        async with steps.step("server") as facts:
+            server = await self._tagged_server(zone, tag)
+            facts["adopted"] = server is not None
+            if server is None:
+                try:
+                    server = await self._new_server(spec, data)
+                except ProviderError as exc:
+                    if not exc.retryable:
+                        # This attempt is over (out of stock, quota, ...): its volume
+                        # goes too, rather than bill until the storage loop finds it.
+                        with contextlib.suppress(ProviderError):
+                            await self.delete_volume(f"{zone}/{data.id}")
+                    raise
+            elif not any(r.product_resource_id == server.id for r in data.references):
+                # A server adopted without it (made by hand, or by an older create).
                 await self.calls(
-                    "powering the server on",
-                    self.instance.server_action,
+                    "attaching the data volume",
+                    self.instance.attach_server_volume,
                     server_id=server.id,
+                    volume_id=data.id,
                     zone=zone,
-                    action="poweron",
+                    volume_type="sbs_volume",
                 )
-            except ProviderError as exc:
-                if not exc.retryable:  # out of stock at power-on, say: nothing may stay
-                    await self._abandon(zone, server, data)
-                raise
-            server = await self._server(zone, server.id) or server
-        found = self._provider_server(server, name=spec.name)
-        volumes = [self._provider_volume(data, attached_to=server.id)]
-        boot = self._boot_volume(server, spec.name)
+            facts["server"] = f"{zone}/{server.id}"
+        if str(server.state) in ("stopped", "stopped_in_place"):
+            async with steps.step("user_data") as facts:
+                # Set at every attempt: a retry after a crash sets the same content again.
+                content = self.user_data(spec)
+                await self.calls(
+                    "setting the server's user data",
+                    self.instance.set_server_user_data,
+                    server_id=server.id,
+                    key="cloud-init",
+                    content=content,
+                    zone=zone,
+                )
+                facts["bytes"] = len(content)
+            async with steps.step("power_on"):
+                try:
+                    await self.calls(
+                        "powering the server on",
+                        self.instance.server_action,
+                        server_id=server.id,
+                        zone=zone,
+                        action="poweron",
+                    )
+                except ProviderError as exc:
+                    if not exc.retryable:  # out of stock at power-on: nothing may stay
+                        await self._abandon(zone, server, data)
+                    raise
+                server = await self._server(zone, server.id) or server
+        found = provider_server(self.config, server, name=spec.name)
+        volumes = [provider_volume(data, attached_to=server.id)]
+        boot = boot_volume(server, spec.name)
         if boot is not None:
             volumes.insert(0, boot)
-        return replace(found, volumes=tuple(volumes))
+        details = {**found.details, "steps": steps.done}
+        return replace(found, volumes=tuple(volumes), details=details)
 
     async def get(self, provider_id: str) -> ProviderServer | None:
         zone, server_id = split_id(provider_id)
         server = await self._server(zone, server_id)
-        return self._provider_server(server) if server else None
+        return provider_server(self.config, server) if server else None
 
     async def get_many(self, provider_ids: Sequence[str]) -> list[ProviderServer]:
         by_zone: dict[str, list[str]] = {}
@@ -178,14 +172,14 @@ class ScalewayProvider:
                     zone=zone,
                     servers=ids[start : start + 100],
                 )
-                found += [self._provider_server(s) for s in servers]
+                found += [provider_server(self.config, s) for s in servers]
         return found
 
     async def find_by_name(self, name: str) -> ProviderServer | None:
         for zone in self.config.zones:
             server = await self._tagged_server(zone, instance_tag(name))
             if server is not None:
-                return self._provider_server(server, name=name)
+                return provider_server(self.config, server, name=name)
         return None
 
     async def terminate(self, provider_id: str) -> None:
@@ -196,6 +190,10 @@ class ScalewayProvider:
         server = await self._server(zone, server_id)
         if server is None:
             return
+        # Its block volumes outlive it: its boot volume is marked ours first, so that the
+        # storage loop deletes it even when no instance tracks it (a server the watchdog
+        # found, made by a create that died before tagging it).
+        await self._claim_volumes(zone, server, server.name.removeprefix(f"{OURS}-"))
         state = str(server.state)
         if state in ("running", "starting"):
             # Powers off and deletes; the server's dynamic IP goes with it.
@@ -222,7 +220,7 @@ class ScalewayProvider:
                 project=self.config.project_id,
                 tags=[OURS],
             )
-            found += [self._provider_server(s) for s in servers]
+            found += [provider_server(self.config, s) for s in servers]
         return found
 
     async def list_volumes(self, server_id: str | None = None) -> list[ProviderVolume]:
@@ -242,7 +240,7 @@ class ScalewayProvider:
                 tags=[OURS],
                 product_resource_id=wanted,
             )
-            found += [self._provider_volume(v) for v in volumes]
+            found += [provider_volume(v) for v in volumes]
         return found
 
     async def delete_volume(self, provider_id: str) -> None:
@@ -325,7 +323,24 @@ class ScalewayProvider:
         if made.server is None:
             raise ProviderError("Scaleway answered a create without its server")
         server: Server = made.server
+        # The boot volume is made with the server, untagged: tagged now, so that once
+        # the server is gone the storage loop knows it for ours (terminate tags it too,
+        # should this attempt die before it gets here).
+        await self._claim_volumes(zone, server, spec.name)
         return server
+
+    async def _claim_volumes(self, zone: str, server: Server, name: str) -> None:
+        """Tag the server's block boot volume as ours (its data volume is made tagged;
+        a volume someone else attached is theirs)."""
+        for volume in (server.volumes or {}).values():
+            if volume.boot and str(volume.volume_type) == "sbs_volume":
+                await self.calls(
+                    "tagging the boot volume",
+                    self.block.update_volume,
+                    volume_id=volume.id,
+                    zone=zone,
+                    tags=[OURS, instance_tag(name), "inventiv-volume=boot"],
+                )
 
     async def _abandon(self, zone: str, server: Server, data: BlockVolume) -> None:
         """Undo an attempt that cannot go on: the stopped server, then its volumes (a
@@ -429,69 +444,3 @@ class ScalewayProvider:
             except ProviderError as exc:
                 if exc.code != NOT_FOUND:
                     raise
-
-    def _provider_server(self, server: Server, name: str | None = None) -> ProviderServer:
-        zone = str(server.zone)
-        address = server.public_ip.address if server.public_ip else None
-        if address is None and server.public_ips:
-            address = server.public_ips[0].address
-        state = str(server.state)
-        return ProviderServer(
-            provider_id=f"{zone}/{server.id}",
-            name=name or server.name.removeprefix(f"{OURS}-"),
-            status=state if state in ("running", "starting") else "stopped",
-            zone=zone,
-            ip_address=address,
-            health_port=self.config.agent_port,
-            engine_port=self.config.engine_port,
-            details={"commercial_type": server.commercial_type, "state": state},
-        )
-
-    @staticmethod
-    def _boot_volume(server: Server, name: str) -> ProviderVolume | None:
-        for volume in (server.volumes or {}).values():
-            if volume.boot:
-                zone = str(server.zone)
-                return ProviderVolume(
-                    provider_id=f"{zone}/{volume.id}",
-                    name=f"{OURS}-{name}-boot",
-                    zone=zone,
-                    size_gb=(volume.size or 0) // GB,
-                    server_id=f"{zone}/{server.id}",
-                    volume_type=str(volume.volume_type),
-                )
-        return None
-
-    @staticmethod
-    def _provider_volume(volume: BlockVolume, attached_to: str | None = None) -> ProviderVolume:
-        zone = str(volume.zone)
-        attached = attached_to or next((r.product_resource_id for r in volume.references), None)
-        return ProviderVolume(
-            provider_id=f"{zone}/{volume.id}",
-            name=volume.name,
-            zone=zone,
-            size_gb=volume.size // GB,
-            server_id=f"{zone}/{attached}" if attached else None,
-            volume_type="sbs_volume",
-        )
-
-
-def split_id(provider_id: str) -> tuple[str, str]:
-    zone, _, server_id = provider_id.partition("/")
-    if not server_id:
-        raise ProviderError(
-            f"not a Scaleway id (zone/uuid): {provider_id[:80]!r}",
-            retryable=False,
-            code=INVALID_ARGUMENT,
-        )
-    return zone, server_id
-
-
-def describe(config: ScalewayConfig) -> dict[str, Any]:
-    """What may be said of a configuration: never its secret."""
-    return {
-        "api_url": config.api_url,
-        "project_id": config.project_id,
-        "zones": list(config.zones),
-        "access_key": config.access_key[:7] + "…" if config.access_key else None,
-    }

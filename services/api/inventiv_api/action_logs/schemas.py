@@ -24,6 +24,8 @@ class ActionLogOut(BaseModel):
     error_code: str | None
     error_message: str | None
     details: dict[str, Any] | None
+    # How long the action took, where it was timed (provider steps and creates).
+    duration_ms: int | None
     created_at: datetime
     completed_at: datetime | None
 

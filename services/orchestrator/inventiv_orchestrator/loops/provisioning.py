@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -48,6 +49,8 @@ BATCH = 32
 PARALLEL_BATCHES = 2
 MAX_PER_PASS = 2000
 log = logging.getLogger(__name__)
+# Where `_create` leaves the create's duration in the server's details.
+CREATE_MS = "create_ms"
 
 
 class Target(NamedTuple):
@@ -177,7 +180,11 @@ class ProvisioningLoop(Loop):
         )
         try:
             provider = await self.ctx.provider_for(target.provider, instance.organization_id)
+            started = time.monotonic()
             server = await provider.create(spec)
+            # How long the create took, for its action log.
+            took = {**server.details, CREATE_MS: round((time.monotonic() - started) * 1000)}
+            server = replace(server, details=took)
             if server.volumes:
                 return server
             return replace(server, volumes=tuple(await provider.list_volumes(server.provider_id)))
@@ -204,6 +211,20 @@ class ProvisioningLoop(Loop):
         instance.provider_created_at = instance.provider_created_at or now
         instance.error_code = instance.error_message = None
         record_step(instance, "provider_create", now)
+        # The provider's own steps (Scaleway's: volume, server, user data, power-on),
+        # each with how long it took, then the create as a whole.
+        steps = server.details.get("steps")
+        for step in steps if isinstance(steps, list) else []:
+            facts = dict(step)
+            took = facts.pop("ms", None)
+            log_action(
+                session,
+                instance,
+                actions.PROVIDER_STEP,
+                component="orchestrator",
+                details={"provider": target.provider, **facts},
+                duration_ms=took if isinstance(took, int) else None,
+            )
         log_action(
             session,
             instance,
@@ -214,6 +235,7 @@ class ProvisioningLoop(Loop):
                 "server": server.provider_id,
                 "zone": target.zone,
             },
+            duration_ms=_int_or_none(server.details.get(CREATE_MS)),
         )
         transition(
             session,
@@ -323,3 +345,7 @@ class ProvisioningLoop(Loop):
         instance.next_attempt_at = None
         instance.error_code = "provider_retrying"
         instance.error_message = f"out of stock in {zone}; trying {move.zone}"
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None
