@@ -14,6 +14,7 @@ CREDENTIALS_TTL_S, so a change through the api takes effect within that time.
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 import uuid
 from collections.abc import Mapping
@@ -22,13 +23,14 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from inventiv_common import provider_credentials as creds
-from inventiv_common.crypto import KeyRing
+from inventiv_common.crypto import DecryptionError, KeyRing
 from inventiv_common.db.models import Provider, ProviderSetting
 from inventiv_common.providers.base import CloudProvider
 from inventiv_common.providers.scaleway.provider import ScalewayProvider, UserData
 from inventiv_common.providers.scaleway.settings import ScalewaySettings
 
 CREDENTIALS_TTL_S = 30.0
+log = logging.getLogger(__name__)
 SCALEWAY = "scaleway"
 
 
@@ -103,7 +105,13 @@ class Accounts:
             )
             ids = list(organizations)
         for organization_id in ids:
-            own = await self._credentials(organization_id)
+            try:
+                own = await self._credentials(organization_id)
+            except NoAccount as exc:
+                # One workspace's unreadable credentials must not blind the loops to
+                # every other account: said, and passed over.
+                log.warning("provider account skipped", extra={"error": str(exc)[:300]})
+                continue
             if own is None:
                 continue
             provider = self.scaleway(own)
@@ -118,16 +126,23 @@ class Accounts:
             return cached[1]
         async with self.session_factory() as session:
             provider_id = await session.scalar(select(Provider.id).where(Provider.code == SCALEWAY))
-            values = (
-                await creds.read(
-                    session=session,
-                    keyring=self.keyring,
-                    org_id=organization_id,
-                    provider_id=provider_id,
+            try:
+                values = (
+                    await creds.read(
+                        session=session,
+                        keyring=self.keyring,
+                        org_id=organization_id,
+                        provider_id=provider_id,
+                    )
+                    if provider_id is not None
+                    else {}
                 )
-                if provider_id is not None
-                else {}
-            )
+            except DecryptionError as exc:
+                raise NoAccount(
+                    f"the Scaleway credentials of organization {organization_id} cannot be "
+                    f"read with PROVIDER_SETTINGS_KEY ({exc}): keep the old key listed until "
+                    "`inventiv rotate-provider-key` has run"
+                ) from None
         complete = all(values.get(k) for k in ("access_key", "secret_key", "project_id"))
         found = values if complete else None
         self._read[organization_id] = (time.monotonic(), found)
