@@ -60,8 +60,12 @@ class Loop:
             self.passes += 1
             if self.min_gap_s:
                 await asyncio.sleep(self.min_gap_s)
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+            # cancellation that lands as the wake-up does, and the loop would outlive
+            # its process's shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._wake.wait()
 
     def status(self) -> dict[str, Any]:
         return {

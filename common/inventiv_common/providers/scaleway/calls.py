@@ -71,9 +71,10 @@ class SdkCalls:
         async with self._slots:
             loop = asyncio.get_running_loop()
             try:
-                return await asyncio.wait_for(
-                    loop.run_in_executor(self._pool, call), self.timeout_s
-                )
+                # asyncio.timeout rather than wait_for, which on Python 3.11 can
+                # swallow a cancellation (the loop's shutdown) that meets the answer.
+                async with asyncio.timeout(self.timeout_s):
+                    return await loop.run_in_executor(self._pool, call)
             except ScalewayException as exc:
                 raise classify(exc, doing) from None
             except (requests.RequestException, TimeoutError, OSError) as exc:
