@@ -13,6 +13,8 @@ finishing the same volume at the same moment is never overwritten.
 
 from __future__ import annotations
 
+import logging
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -31,6 +33,8 @@ from inventiv_orchestrator.loops.base import Loop
 
 LIVE = [s.value for s in LIVE_STATES]
 BOOT_SUFFIX = "-boot"
+INSTANCE_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+log = logging.getLogger(__name__)
 
 
 class StorageLoop(Loop):
@@ -41,14 +45,29 @@ class StorageLoop(Loop):
         self.ctx = ctx
 
     async def run_once(self) -> int:
-        acted = 0
+        # Every account of a provider is listed before its volumes are reconciled: the
+        # rows of `instance_volumes` are per provider, and a volume missing from one
+        # account's listing may well be in another's.
+        listed: dict[str, list[tuple[CloudProvider, ProviderVolume]]] = {}
+        partial: set[str] = set()
         for code, provider in await self.ctx.every_account():
-            volumes = await provider.list_volumes()
+            try:
+                volumes = await provider.list_volumes()
+            except ProviderError as exc:
+                # One account refused or away: the others are still looked after.
+                log.warning("volumes not listed", extra={"provider": code, "error": str(exc)})
+                partial.add(code)
+                continue
+            listed.setdefault(code, []).extend((provider, v) for v in volumes)
+        acted = 0
+        for code, owned in listed.items():
             async with self.ctx.session_factory() as session:
                 provider_id = await session.scalar(select(Provider.id).where(Provider.code == code))
                 if provider_id is None:
                     continue
-                acted += await self._reconcile(session, code, provider_id, provider, volumes)
+                acted += await self._reconcile(
+                    session, code, provider_id, owned, complete=code not in partial
+                )
                 await session.commit()
         return acted
 
@@ -57,9 +76,14 @@ class StorageLoop(Loop):
         session: AsyncSession,
         code: str,
         provider_id: uuid.UUID,
-        provider: CloudProvider,
-        volumes: list[ProviderVolume],
+        owned: list[tuple[CloudProvider, ProviderVolume]],
+        *,
+        complete: bool,
     ) -> int:
+        """`owned`: each volume with the account that listed it (which deletes it);
+        `complete`: every account answered, so a tracked volume not listed is gone."""
+        volumes = [volume for _, volume in owned]
+        account = {volume.provider_id: provider for provider, volume in owned}
         tracked = {
             row.provider_volume_id: row
             for row in await session.execute(
@@ -113,7 +137,7 @@ class StorageLoop(Loop):
             if _owner(volume.name) in live or (row is not None and row.instance_id in live):
                 continue
             try:
-                await provider.delete_volume(volume.provider_id)
+                await account[volume.provider_id].delete_volume(volume.provider_id)
             except ProviderError:
                 continue  # next pass
             if row is not None:
@@ -133,7 +157,8 @@ class StorageLoop(Loop):
             )
             acted += 1
         listed = {v.provider_id for v in volumes}
-        for gone in [row for pvid, row in tracked.items() if pvid not in listed]:
+        unlisted = [row for pvid, row in tracked.items() if pvid not in listed] if complete else []
+        for gone in unlisted:
             marked = await session.scalar(
                 update(InstanceVolume)
                 .where(InstanceVolume.id == gone.id, InstanceVolume.deleted_at.is_(None))
@@ -189,9 +214,8 @@ class StorageLoop(Loop):
 
 
 def _owner(volume_name: str) -> uuid.UUID | None:
-    """The instance a volume was made for, from its name (`<instance id>-boot`)."""
-    head = volume_name.removesuffix(BOOT_SUFFIX)
-    try:
-        return uuid.UUID(head)
-    except ValueError:
-        return None
+    """The instance a volume was made for, from the instance id its name carries (the
+    Mock's `<id>-boot`, Scaleway's `inventiv-<id>-boot` and `inventiv-<id>-data`): a
+    detached volume of an instance still coming up is not an orphan."""
+    found = INSTANCE_ID.search(volume_name)
+    return uuid.UUID(found.group(0)) if found else None

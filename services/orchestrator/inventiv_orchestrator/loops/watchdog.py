@@ -4,6 +4,7 @@ terminated and logged. The volumes they leave behind are the storage loop's."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 
@@ -18,6 +19,8 @@ from inventiv_orchestrator.context import Context
 from inventiv_orchestrator.loops.base import Loop
 
 LIVE = [s.value for s in LIVE_STATES]
+
+log = logging.getLogger(__name__)
 
 
 class WatchdogLoop(Loop):
@@ -34,7 +37,12 @@ class WatchdogLoop(Loop):
     async def run_once(self) -> int:
         acted = 0
         for code, provider in await self.ctx.every_account():
-            servers = await provider.list_servers()
+            try:
+                servers = await provider.list_servers()
+            except ProviderError as exc:
+                # One account refused or away: the others are still watched.
+                log.warning("servers not listed", extra={"provider": code, "error": str(exc)})
+                continue
             names = {s.name for s in servers}
             async with self.ctx.session_factory() as session:
                 ids = [uuid.UUID(n) for n in names if _is_uuid(n)]
