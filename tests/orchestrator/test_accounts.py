@@ -19,6 +19,7 @@ from inventiv_common.providers.base import ServerSpec
 from inventiv_common.providers.scaleway.provider import ScalewayProvider
 from inventiv_common.providers.scaleway.settings import ScalewaySettings
 from inventiv_orchestrator.accounts import Accounts, NoAccount
+from tests.support.addresses import closed_url
 
 VALUES = {
     "access_key": "SCW" + "A" * 17,
@@ -51,7 +52,7 @@ async def test_an_organization_s_own_account_and_one_that_cannot_be_read(
             )
         await session.commit()
 
-    settings = ScalewaySettings(SCALEWAY_API_URL="http://127.0.0.1:9")
+    settings = ScalewaySettings(SCALEWAY_API_URL=closed_url())
     accounts = Accounts(settings, sessions, new_key, platform={}, user_data=no_user_data)
     own = await accounts.for_organization("scaleway", readable.id)
     assert isinstance(own, ScalewayProvider) and own.config.project_id == VALUES["project_id"]

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from inventiv_api.types import Moment, Name, WholeNumber
 
-# Whole numbers only (types.count).
+# Whole numbers only (types.WholeNumber).
 RequestsPerMinute = Annotated[int, Field(ge=1, le=1_000_000), WholeNumber]
 TokensPerMinute = Annotated[int, Field(ge=1, le=1_000_000_000), WholeNumber]
 

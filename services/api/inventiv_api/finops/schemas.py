@@ -142,7 +142,7 @@ class TokenCost(BaseModel):
     points: list[TokenCostPoint]
 
 
-# A percentage of the budget, a whole number (types.count).
+# A percentage of the budget, a whole number (types.WholeNumber).
 ThresholdPercent = Annotated[int, Field(ge=1, le=1000), WholeNumber]
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from inventiv_api.activation import Activated
 from inventiv_api.types import Name, Price, WholeNumber
 
-# Whole numbers only (types.count); a model's memory need and context, in bounds.
+# Whole numbers only (types.WholeNumber); a model's memory need and context, in bounds.
 VramGb = Annotated[int, Field(ge=0, le=10_000), WholeNumber]
 ContextLength = Annotated[int, Field(ge=1, le=10_000_000), WholeNumber]
 # The model cache's disk on its VM, where the provider makes real disks.

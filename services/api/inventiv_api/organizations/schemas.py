@@ -52,7 +52,7 @@ class MemberRoleUpdate(BaseModel):
     role: Role
 
 
-# Whole hours (types.count), at most 30 days.
+# Whole hours (types.WholeNumber), at most 30 days.
 ExpiryHours = Annotated[int, Field(ge=1, le=24 * 30), WholeNumber]
 
 

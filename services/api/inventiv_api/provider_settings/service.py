@@ -131,8 +131,12 @@ async def save(
             session=session, keyring=keyring, org_id=org_id, provider_id=provider.id
         )
     except DecryptionError:
-        # Values sealed with a key no longer configured: what is given replaces them.
+        # Values sealed with a key no longer configured: what is given replaces them,
+        # and the fields it leaves out go (they could never be read again).
         stored = {}
+        unreadable = await creds.rows_of(session, org_id, provider.id)
+        forgotten: dict[str, str | None] = {row.key: None for row in unreadable}
+        values = forgotten | values
     merged = dict(stored)
     for key, value in values.items():
         if value is None:
